@@ -1,0 +1,118 @@
+// The parsed configuration: plain data, validated by config_loader, frozen into a Snapshot.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/units.hpp"
+
+namespace lg {
+
+struct Endpoint {
+  std::string host;  // numeric IPv4/IPv6 literal after resolution
+  std::uint16_t port = 0;
+  std::string text;  // as written, "127.0.0.1:8080"
+};
+
+struct ListenConfig {
+  Endpoint address;
+  int backlog = 4096;
+};
+
+struct AdminConfig {
+  Endpoint address;
+  bool enabled = false;
+};
+
+struct LimitsConfig {
+  std::uint64_t max_header_bytes = 32 * 1024;   // whole request head -> 431
+  std::uint64_t max_uri_bytes = 8 * 1024;       // request-target -> 414
+  std::uint32_t max_headers = 100;              // field lines -> 431
+  std::uint64_t max_body_bytes = 10 * 1024 * 1024;  // request body -> 413
+  std::uint64_t max_chunk_ext_bytes = 4096;     // one chunk line's extensions -> 400
+  std::uint64_t max_response_header_bytes = 64 * 1024;  // upstream head -> 502
+  std::uint32_t max_pipelined = 16;             // requests parsed ahead on one connection
+  std::uint32_t max_connections = 65536;        // per worker
+  Millis client_header_timeout{10'000};         // first byte to end of head -> 408
+  Millis client_body_timeout{60'000};           // between body reads -> 408
+  Millis send_timeout{60'000};                  // a stalled write to the client -> close
+  Millis idle_timeout{60'000};                  // keep-alive between requests -> close
+  Millis drain_timeout{30'000};                 // SIGTERM: in-flight requests get this long
+};
+
+struct LogConfig {
+  std::string access = "stdout";  // stdout | stderr | off | a file path
+  std::string error = "stderr";   // stderr | stdout | a file path
+  std::string level = "info";     // trace | debug | info | warn | error
+};
+
+struct UpstreamTimeouts {
+  Millis connect{1'000};
+  Millis read{60'000};
+  Millis write{60'000};
+};
+
+struct OptionalTimeouts {
+  std::optional<Millis> connect, read, write;
+};
+
+enum class BalanceKind { round_robin, least_conn, consistent_hash };
+enum class HashSource { header, cookie, client_ip };
+
+struct TargetConfig {
+  Endpoint address;
+  std::uint32_t weight = 1;
+};
+
+struct UpstreamConfig {
+  std::string name;
+  std::vector<TargetConfig> targets;
+  BalanceKind balance = BalanceKind::round_robin;
+  HashSource hash_on = HashSource::client_ip;  // consistent_hash only
+  std::string hash_key;                        // header or cookie name
+  UpstreamTimeouts timeouts;
+  std::uint32_t keepalive_max_idle = 64;       // idle pooled connections per target per worker
+  Millis keepalive_idle_timeout{60'000};
+  std::uint32_t keepalive_max_requests = 10000;
+  std::uint32_t passive_failures = 3;          // consecutive failures that mark a target down
+  Millis passive_down_for{10'000};
+};
+
+enum Method : std::uint16_t {
+  M_GET = 1 << 0, M_HEAD = 1 << 1, M_POST = 1 << 2, M_PUT = 1 << 3, M_DELETE = 1 << 4,
+  M_PATCH = 1 << 5, M_OPTIONS = 1 << 6, M_TRACE = 1 << 7,
+};
+constexpr std::uint16_t kAllMethods = 0xff;
+
+struct RouteMatch {
+  std::vector<std::string> hosts;  // empty = any host; "*.example.com" = wildcard
+  std::vector<std::string> paths;  // "/exact", "/users/:id", "/v1/users/*"
+  std::uint16_t methods = kAllMethods;
+};
+
+struct RouteConfig {
+  std::string name;
+  int line = 0;  // where it was declared, for error messages
+  RouteMatch match;
+  std::string upstream;
+  std::string strip_prefix;      // removed from the normalized path before forwarding
+  std::string rewrite;           // path template: "{name}" = a :param, "{*}" = the prefix remainder
+  bool preserve_host = true;     // forward the client's Host (false: the target's address)
+  bool websocket = true;         // allow Upgrade: websocket
+  OptionalTimeouts timeouts;     // override the upstream's
+  std::optional<std::uint64_t> max_body_bytes;  // override limits.max_body_bytes
+};
+
+struct Config {
+  std::string path;  // the file it was loaded from
+  unsigned workers = 0;  // 0 = auto (resolved to the core count by the loader)
+  std::vector<ListenConfig> listen;
+  AdminConfig admin;
+  LimitsConfig limits;
+  LogConfig log;
+  std::vector<UpstreamConfig> upstreams;
+  std::vector<RouteConfig> routes;
+};
+
+}  // namespace lg
