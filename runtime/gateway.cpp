@@ -1,0 +1,198 @@
+#include "gateway.hpp"
+
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/post.hpp>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <sstream>
+
+#include "admin/admin_server.hpp"
+#include "config/config_loader.hpp"
+#include "config/snapshot.hpp"
+#include "log/logging.hpp"
+#include "net/worker.hpp"
+
+namespace lg {
+
+namespace asio = boost::asio;
+
+namespace {
+void log_lines(spdlog::level::level_enum lvl, const std::string& prefix, const std::string& text) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) spdlog::log(lvl, "{}{}", prefix, line);
+}
+
+// Settings bound to sockets, threads or buffer sizes at startup.
+std::string restart_only_change(const Config& a, const Config& b) {
+  if (a.workers != b.workers) return "workers";
+  if (a.listen.size() != b.listen.size()) return "listen";
+  for (std::size_t i = 0; i < a.listen.size(); ++i)
+    if (a.listen[i].address.text != b.listen[i].address.text || a.listen[i].backlog != b.listen[i].backlog) return "listen";
+  if (a.admin.enabled != b.admin.enabled || a.admin.address.text != b.admin.address.text) return "admin";
+  if (a.log.access != b.log.access || a.log.error != b.log.error) return "log";
+  if (b.limits.max_header_bytes > a.limits.max_header_bytes) return "limits.max_header_bytes (growing it)";
+  if (b.limits.max_response_header_bytes > a.limits.max_response_header_bytes)
+    return "limits.max_response_header_bytes (growing it)";
+  if (b.limits.max_headers > a.limits.max_headers) return "limits.max_headers (growing it)";
+  return {};
+}
+}  // namespace
+
+struct Gateway::Impl final : AdminBackend {
+  std::string path;
+  asio::io_context io{1};
+  asio::signal_set signals{io};
+  asio::steady_timer drain_timer{io};
+  std::shared_ptr<const Snapshot> snapshot;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::unique_ptr<AdminServer> admin;
+  bool draining = false;
+  unsigned drained = 0;
+  std::uint64_t reloads_ok = 0, reloads_failed = 0;
+  std::string last_reload_error;
+
+  bool ready() const override { return snapshot && !draining; }
+
+  std::string config_json() const override {
+    const Snapshot& s = *snapshot;
+    auto t = std::chrono::time_point_cast<std::chrono::milliseconds>(s.loaded_at);
+    return fmt::format(
+        "{{\"version\":{},\"sha256\":\"{}\",\"loaded_at\":\"{:%Y-%m-%dT%H:%M:%S}Z\",\"path\":\"{}\","
+        "\"routes\":{},\"upstreams\":{},\"workers\":{},\"reloads\":{{\"ok\":{},\"error\":{}}},\"draining\":{}}}\n",
+        s.version, s.hash, t, s.config.path, s.config.routes.size(), s.config.upstreams.size(), workers.size(),
+        reloads_ok, reloads_failed, draining ? "true" : "false");
+  }
+
+  void collect_metrics(std::function<void(std::string)> done) override {
+    struct Gather {
+      std::vector<MetricsData> parts;
+      std::size_t waiting;
+      std::function<void(std::string)> done;
+    };
+    auto g = std::make_shared<Gather>();
+    g->waiting = workers.size();
+    g->done = std::move(done);
+    for (auto& w : workers) {
+      w->collect_metrics([this, g](MetricsData d) {
+        asio::post(io, [this, g, d = std::move(d)]() mutable {
+          g->parts.push_back(std::move(d));
+          if (--g->waiting) return;
+          std::string text = render_prometheus(g->parts);
+          text += "# HELP gateway_config_reloads_total Config reloads by result.\n";
+          text += "# TYPE gateway_config_reloads_total counter\n";
+          text += fmt::format("gateway_config_reloads_total{{result=\"ok\"}} {}\n", reloads_ok);
+          text += fmt::format("gateway_config_reloads_total{{result=\"error\"}} {}\n", reloads_failed);
+          g->done(std::move(text));
+        });
+      });
+    }
+  }
+
+  void watch_signals() {
+    signals.async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) reload();
+      else drain();
+      watch_signals();
+    });
+  }
+
+  void reload() {
+    try {
+      auto next = build_snapshot(path, snapshot->version + 1);
+      std::string frozen = restart_only_change(snapshot->config, next->config);
+      if (!frozen.empty()) throw ConfigError(path + ": " + frozen + ": changing this needs a restart");
+      snapshot = next;
+      for (auto& w : workers) w->publish(snapshot);
+      ++reloads_ok;
+      spdlog::info("config reloaded: version {} sha256 {}", snapshot->version, snapshot->hash);
+    } catch (const std::exception& e) {
+      ++reloads_failed;
+      last_reload_error = e.what();
+      spdlog::error("config reload rejected; version {} keeps serving:", snapshot->version);
+      log_lines(spdlog::level::err, "  ", e.what());
+    }
+  }
+
+  void drain() {
+    if (draining) {  // a second signal: stop now
+      spdlog::warn("second shutdown signal: stopping without waiting");
+      shutdown();
+      return;
+    }
+    draining = true;
+    const auto timeout = snapshot->config.limits.drain_timeout;
+    spdlog::info("draining: finishing in-flight requests (up to {} ms)", timeout.count());
+    drain_timer.expires_after(timeout);
+    drain_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      spdlog::warn("drain timeout: closing the remaining connections");
+      shutdown();
+    });
+    for (auto& w : workers)
+      w->begin_drain([this] {
+        asio::post(io, [this] {
+          if (++drained == workers.size()) shutdown();
+        });
+      });
+  }
+
+  void shutdown() {
+    drain_timer.cancel();
+    signals.cancel();
+    if (admin) admin->close();
+    for (auto& w : workers) w->stop();
+    io.stop();
+  }
+};
+
+Gateway::Gateway(std::string config_path) : impl_(std::make_unique<Impl>()) { impl_->path = std::move(config_path); }
+Gateway::~Gateway() = default;
+
+int Gateway::run() {
+  Impl& g = *impl_;
+  try {
+    g.snapshot = build_snapshot(g.path, 1);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "{}\n", e.what());
+    return 1;
+  }
+  const Config& cfg = g.snapshot->config;
+  int access_fd = -1;
+  try {
+    setup_error_log(cfg.log);
+    access_fd = open_access_log_fd(cfg.log);
+    std::signal(SIGPIPE, SIG_IGN);
+    g.signals.add(SIGHUP);
+    g.signals.add(SIGTERM);
+    g.signals.add(SIGINT);
+    for (unsigned i = 0; i < cfg.workers; ++i) g.workers.push_back(std::make_unique<Worker>(i, cfg, access_fd));
+    if (cfg.admin.enabled) {
+      g.admin = std::make_unique<AdminServer>(g.io, cfg.admin.address, g);
+      g.admin->start();
+    }
+    for (auto& w : g.workers) w->start(cfg.listen, g.snapshot);
+  } catch (const std::exception& e) {
+    spdlog::critical("startup failed: {}", e.what());
+    for (auto& w : g.workers) w->stop();
+    for (auto& w : g.workers) w->join();
+    return 1;
+  }
+  std::string listen;
+  for (const auto& l : cfg.listen) listen += (listen.empty() ? "" : ", ") + l.address.text;
+  spdlog::info("lunagate {} serving on {} with {} workers; admin {}; config {} version 1 sha256 {}", LUNAGATE_VERSION,
+               listen, cfg.workers, cfg.admin.enabled ? cfg.admin.address.text : "off", g.path, g.snapshot->hash);
+  g.watch_signals();
+  g.io.run();
+  for (auto& w : g.workers) w->join();
+  g.workers.clear();  // flushes every access log
+  spdlog::info("stopped");
+  spdlog::default_logger()->flush();
+  return 0;
+}
+
+}  // namespace lg

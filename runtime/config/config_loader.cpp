@@ -1,0 +1,501 @@
+#include "config/config_loader.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "config/config_checks.hpp"
+#include "config/yaml_reader.hpp"
+
+namespace lg {
+namespace {
+
+using namespace yaml_reader;
+using namespace config_checks;
+
+constexpr unsigned kMaxWorkers = 256;
+
+bool read_endpoint(Problems& p, const Value& v, Endpoint& out) {
+  std::string text;
+  if (!read_string(p, v, text)) return false;
+  const std::string err = parse_endpoint(text, out);
+  if (!err.empty()) p.add(v.line, v.path, err);
+  return err.empty();
+}
+
+// ---- sections -------------------------------------------------------------------------------
+
+void read_workers(Problems& p, const Value& v, Config& cfg) {
+  if (v.node.IsScalar() && v.node.Scalar() == "auto") return;  // resolved at the end
+  if (v.node.IsScalar() && !v.node.Scalar().empty() && !is_digit(v.node.Scalar()[0]) &&
+      v.node.Scalar()[0] != '-') {
+    p.add(v.line, v.path, "expected an integer 1..256 or auto, got " + describe(v.node));
+    return;
+  }
+  read_uint(p, v, 1, cfg.workers, kMaxWorkers);
+}
+
+void read_listen(Problems& p, const Value& v, Config& cfg) {
+  std::vector<Value> items;
+  if (!list_items(p, v, items)) return;
+  if (items.empty()) p.add(v.line, v.path, "must list at least one address");
+  for (const auto& item : items) {
+    MapReader m(p, item);
+    ListenConfig l;
+    bool ok = false;
+    if (auto a = m.required("address")) ok = read_endpoint(p, *a, l.address);
+    if (auto b = m.get("backlog")) read_uint(p, *b, 1, l.backlog, 65535);
+    m.unsupported("tls");
+    m.finish();
+    if (!ok) continue;
+    for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
+      if (overlaps(cfg.listen[i].address, l.address)) {
+        p.add(item.line, item.path + ".address",
+              fmt::format("{} conflicts with listen[{}] ({})", quoted(l.address.text), i,
+                          cfg.listen[i].address.text));
+        ok = false;
+        break;
+      }
+    }
+    if (ok) cfg.listen.push_back(std::move(l));
+  }
+}
+
+void read_admin(Problems& p, const Value& v, Config& cfg) {
+  MapReader m(p, v);
+  bool enabled = true;
+  bool ok = false;
+  Endpoint ep;
+  std::optional<Value> addr = m.required("address");
+  if (addr) ok = read_endpoint(p, *addr, ep);
+  if (auto e = m.get("enabled")) read_bool(p, *e, enabled);
+  m.finish();
+  if (!ok) return;
+  for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
+    if (overlaps(cfg.listen[i].address, ep)) {
+      p.add(addr->line, addr->path,
+            fmt::format("{} conflicts with listen[{}] ({})", quoted(ep.text), i,
+                        cfg.listen[i].address.text));
+      return;
+    }
+  }
+  cfg.admin.address = ep;
+  cfg.admin.enabled = enabled;
+}
+
+void read_limits(Problems& p, const Value& v, LimitsConfig& l) {
+  MapReader m(p, v);
+  const auto size = [&](const char* key, std::uint64_t& out, std::uint64_t min) {
+    if (auto f = m.get(key)) read_size(p, *f, min, out);
+  };
+  const auto count = [&](const char* key, std::uint32_t& out) {
+    if (auto f = m.get(key)) read_uint(p, *f, 1, out);
+  };
+  const auto duration = [&](const char* key, Millis& out) {
+    if (auto f = m.get(key)) read_duration(p, *f, out);
+  };
+  size("max_header_bytes", l.max_header_bytes, 1);
+  size("max_uri_bytes", l.max_uri_bytes, 1);
+  count("max_headers", l.max_headers);
+  size("max_body_bytes", l.max_body_bytes, 0);  // 0: requests may not carry a body
+  size("max_chunk_ext_bytes", l.max_chunk_ext_bytes, 0);  // 0: no chunk extensions
+  size("max_response_header_bytes", l.max_response_header_bytes, 1);
+  count("max_pipelined", l.max_pipelined);
+  count("max_connections", l.max_connections);
+  duration("client_header_timeout", l.client_header_timeout);
+  duration("client_body_timeout", l.client_body_timeout);
+  duration("send_timeout", l.send_timeout);
+  duration("idle_timeout", l.idle_timeout);
+  duration("drain_timeout", l.drain_timeout);
+  m.finish();
+}
+
+void read_log(Problems& p, const Value& v, LogConfig& log) {
+  MapReader m(p, v);
+  if (auto a = m.get("access")) read_string(p, *a, log.access);
+  if (auto e = m.get("error")) {
+    std::string s;
+    if (read_string(p, *e, s)) {
+      if (s == "off") p.add(e->line, e->path, "the error log cannot be off (use stderr, stdout or a file path)");
+      else log.error = s;
+    }
+  }
+  if (auto l = m.get("level")) {
+    static constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
+    const int i = read_choice(p, *l, {kLevels[0], kLevels[1], kLevels[2], kLevels[3], kLevels[4]});
+    if (i >= 0) log.level = kLevels[i];
+  }
+  m.finish();
+}
+
+// Three optional durations: connect/read/write.
+void read_timeouts(Problems& p, const Value& v, OptionalTimeouts& out) {
+  MapReader m(p, v);
+  const char* keys[] = {"connect", "read", "write"};
+  std::optional<Millis>* dst[] = {&out.connect, &out.read, &out.write};
+  for (int i = 0; i < 3; ++i) {
+    if (auto f = m.get(keys[i])) {
+      Millis d{};
+      if (read_duration(p, *f, d)) *dst[i] = d;
+    }
+  }
+  m.finish();
+}
+
+void read_hash_on(Problems& p, const Value& v, UpstreamConfig& u) {
+  constexpr std::string_view kExpected = "client_ip, {header: NAME} or {cookie: NAME}";
+  if (v.node.IsScalar()) {
+    if (v.node.Scalar() == "client_ip") u.hash_on = HashSource::client_ip;
+    else p.add(v.line, v.path, fmt::format("invalid value {} (expected {})", quoted(v.node.Scalar()), kExpected));
+    return;
+  }
+  if (!v.node.IsMap()) {
+    p.add(v.line, v.path, fmt::format("expected {}, got {}", kExpected, describe(v.node)));
+    return;
+  }
+  MapReader m(p, v);
+  auto header = m.get("header");
+  auto cookie = m.get("cookie");
+  m.finish();
+  if (header.has_value() == cookie.has_value()) {
+    p.add(v.line, v.path, "expected exactly one of header or cookie");
+    return;
+  }
+  const Value& f = header ? *header : *cookie;
+  std::string name;
+  if (!read_string(p, f, name)) return;
+  if (!is_token(name)) {
+    p.add(f.line, f.path, fmt::format("invalid {} name {}", header ? "header" : "cookie", quoted(name)));
+    return;
+  }
+  u.hash_on = header ? HashSource::header : HashSource::cookie;
+  u.hash_key = header ? lower(name) : name;  // header names are case-insensitive, cookies not
+}
+
+void read_target(Problems& p, const Value& v, TargetConfig& t, bool& ok) {
+  ok = false;
+  if (v.node.IsScalar()) {
+    ok = read_endpoint(p, v, t.address);
+    return;
+  }
+  if (!v.node.IsMap()) {
+    p.add(v.line, v.path, "expected an address string or a map {address, weight}, got " + describe(v.node));
+    return;
+  }
+  MapReader m(p, v);
+  if (auto a = m.required("address")) ok = read_endpoint(p, *a, t.address);
+  if (auto w = m.get("weight")) ok = read_uint(p, *w, 1, t.weight, 1000) && ok;
+  m.finish();
+}
+
+void read_upstream(Problems& p, const Value& v, UpstreamConfig& u) {
+  MapReader m(p, v);
+  if (auto tv = m.required("targets")) {
+    std::vector<Value> items;
+    if (list_items(p, *tv, items) && items.empty()) p.add(tv->line, tv->path, "must list at least one target");
+    for (const auto& item : items) {
+      TargetConfig t;
+      bool ok = false;
+      read_target(p, item, t, ok);
+      if (!ok) continue;
+      const auto dup = std::find_if(u.targets.begin(), u.targets.end(), [&](const TargetConfig& o) {
+        return o.address.host == t.address.host && o.address.port == t.address.port;
+      });
+      if (dup != u.targets.end()) {
+        p.add(item.line, item.path,
+              fmt::format("duplicate target {} (use weight instead)", quoted(t.address.text)));
+        continue;
+      }
+      u.targets.push_back(std::move(t));
+    }
+  }
+  bool balance_ok = true;
+  if (auto b = m.get("balance")) {
+    const int i = read_choice(p, *b, {"round_robin", "least_conn", "consistent_hash"});
+    balance_ok = i >= 0;
+    if (balance_ok) u.balance = static_cast<BalanceKind>(i);
+  }
+  if (auto h = m.get("hash_on")) {
+    read_hash_on(p, *h, u);
+    if (balance_ok && u.balance != BalanceKind::consistent_hash)
+      p.add(h->line, h->path, "only valid with balance: consistent_hash");
+  } else if (u.balance == BalanceKind::consistent_hash) {
+    p.add(v.line, join_path(v.path, "hash_on"), "required with balance: consistent_hash");
+  }
+  if (auto t = m.get("timeouts")) {
+    OptionalTimeouts o;
+    read_timeouts(p, *t, o);
+    u.timeouts.connect = o.connect.value_or(u.timeouts.connect);
+    u.timeouts.read = o.read.value_or(u.timeouts.read);
+    u.timeouts.write = o.write.value_or(u.timeouts.write);
+  }
+  if (auto k = m.get("keepalive")) {
+    MapReader km(p, *k);
+    if (auto f = km.get("max_idle")) read_uint(p, *f, 0, u.keepalive_max_idle);  // 0: no pooling
+    if (auto f = km.get("idle_timeout")) read_duration(p, *f, u.keepalive_idle_timeout);
+    if (auto f = km.get("max_requests")) read_uint(p, *f, 1, u.keepalive_max_requests);
+    km.finish();
+  }
+  if (auto h = m.get("health")) {
+    MapReader hm(p, *h);
+    if (auto pv = hm.get("passive")) {
+      MapReader pm(p, *pv);
+      if (auto f = pm.get("failures")) read_uint(p, *f, 1, u.passive_failures);
+      if (auto f = pm.get("down_for")) read_duration(p, *f, u.passive_down_for);
+      pm.finish();
+    }
+    hm.unsupported("active", "health.active");
+    hm.finish();
+  }
+  m.unsupported("circuit_breaker");
+  m.unsupported("retries");
+  m.finish();
+}
+
+void read_upstreams(Problems& p, const Value& v, Config& cfg, std::set<std::string>& declared) {
+  MapReader m(p, v);
+  for (auto& [name, uv] : m.all()) {
+    declared.insert(name);  // even if invalid: routes naming it are not "unknown upstream"
+    const bool name_ok = valid_name(name);
+    if (!name_ok) p.add(uv.line, uv.path, "invalid upstream name (use letters, digits, '_', '.', '-')");
+    UpstreamConfig u;
+    u.name = name;
+    read_upstream(p, uv, u);  // still checked, so all problems show up in one run
+    if (name_ok) cfg.upstreams.push_back(std::move(u));
+  }
+}
+
+// ---- routes ---------------------------------------------------------------------------------
+
+void check_host(Problems& p, const Value& v, std::string& host) {
+  host = lower(host);
+  if (!valid_host_pattern(host))
+    p.add(v.line, v.path,
+          fmt::format("invalid host {} (expected a name like api.example.com or *.example.com, without port)",
+                      quoted(v.node.Scalar())));
+}
+
+void read_match(Problems& p, const Value& v, RouteConfig& r, std::vector<std::vector<std::string>>& params) {
+  MapReader m(p, v);
+  if (auto h = m.get("host")) {
+    std::vector<Value> items;
+    read_string_or_list(p, *h, items);
+    for (const auto& item : items) {
+      std::string host = item.node.Scalar();
+      check_host(p, item, host);
+      r.match.hosts.push_back(std::move(host));
+    }
+  }
+  if (auto pv = m.required("path")) {
+    std::vector<Value> items;
+    read_string_or_list(p, *pv, items);
+    for (const auto& item : items) {
+      std::vector<std::string> names;
+      const std::string err = check_path(item.node.Scalar(), names);
+      if (!err.empty()) {
+        p.add(item.line, item.path, err);
+        continue;
+      }
+      r.match.paths.push_back(item.node.Scalar());
+      params.push_back(std::move(names));
+    }
+  }
+  if (auto mv = m.get("methods")) {
+    static constexpr std::pair<std::string_view, Method> kMethods[] = {
+        {"GET", M_GET},     {"HEAD", M_HEAD},   {"POST", M_POST},       {"PUT", M_PUT},
+        {"DELETE", M_DELETE}, {"PATCH", M_PATCH}, {"OPTIONS", M_OPTIONS}, {"TRACE", M_TRACE}};
+    std::vector<Value> items;
+    read_string_or_list(p, *mv, items);
+    std::uint16_t bits = 0;
+    for (const auto& item : items) {
+      const auto it = std::find_if(std::begin(kMethods), std::end(kMethods),
+                                   [&](const auto& e) { return e.first == item.node.Scalar(); });
+      if (it == std::end(kMethods))
+        p.add(item.line, item.path,
+              fmt::format("unknown method {} (expected GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS or TRACE)",
+                          quoted(item.node.Scalar())));
+      else
+        bits |= it->second;
+    }
+    if (bits != 0) r.match.methods = bits;
+  }
+  m.finish();
+}
+
+void check_strip_prefix(Problems& p, const Value& v, const RouteConfig& r) {
+  const std::string& s = r.strip_prefix;
+  if (s[0] != '/' || s.size() < 2 || s.back() == '/') {
+    p.add(v.line, v.path, fmt::format("invalid strip_prefix {} (expected e.g. /v1: starts with '/', no trailing '/')", quoted(s)));
+    return;
+  }
+  for (const auto& path : r.match.paths) {
+    const bool at_boundary = path.compare(0, s.size(), s) == 0 && (path.size() == s.size() || path[s.size()] == '/');
+    if (!at_boundary)
+      p.add(v.line, v.path, fmt::format("path {} does not start with {}", quoted(path), quoted(s)));
+  }
+}
+
+void check_rewrite(Problems& p, const Value& v, const RouteConfig& r,
+                   const std::vector<std::vector<std::string>>& params) {
+  const std::string& t = r.rewrite;
+  if (t[0] != '/') {
+    p.add(v.line, v.path, fmt::format("rewrite {} must start with '/'", quoted(t)));
+    return;
+  }
+  std::size_t pos = 0;
+  while ((pos = t.find_first_of("{}", pos)) != std::string::npos) {
+    const std::size_t close = t[pos] == '{' ? t.find('}', pos) : std::string::npos;
+    if (close == std::string::npos || t.find('{', pos + 1) < close) {
+      p.add(v.line, v.path, fmt::format("rewrite {} has an unbalanced '{{' or '}}'", quoted(t)));
+      return;
+    }
+    const std::string name = t.substr(pos + 1, close - pos - 1);
+    for (std::size_t i = 0; i < r.match.paths.size(); ++i) {
+      const std::string& path = r.match.paths[i];
+      if (name == "*" ? !is_prefix_pattern(path)
+                      : std::find(params[i].begin(), params[i].end(), name) == params[i].end()) {
+        p.add(v.line, v.path,
+              name == "*" ? fmt::format("{{*}} needs a path ending in /*, {} does not", quoted(path))
+                          : fmt::format("{{{}}} is not a parameter of path {}", printable(name), quoted(path)));
+        return;
+      }
+    }
+    pos = close + 1;
+  }
+}
+
+struct RouteRef {  // where a route names its upstream, checked once all upstreams are known
+  std::string upstream;
+  Value at;
+};
+
+void read_route(Problems& p, const Value& v, RouteConfig& r, std::vector<RouteRef>& refs,
+                int& name_line) {
+  MapReader m(p, v);
+  r.line = line_of(v.node, v.line);
+  if (auto n = m.required("name")) {
+    name_line = n->line;
+    if (read_string(p, *n, r.name) && !valid_name(r.name))
+      p.add(n->line, n->path, "invalid route name (use letters, digits, '_', '.', '-')");
+  }
+  std::vector<std::vector<std::string>> params;  // per path
+  if (auto mv = m.required("match")) read_match(p, *mv, r, params);
+  if (auto u = m.required("upstream")) {
+    if (read_string(p, *u, r.upstream)) refs.push_back({r.upstream, *u});
+  }
+  if (auto s = m.get("strip_prefix")) {
+    if (read_string(p, *s, r.strip_prefix)) check_strip_prefix(p, *s, r);
+  }
+  if (auto rw = m.get("rewrite")) {
+    if (read_string(p, *rw, r.rewrite)) check_rewrite(p, *rw, r, params);
+  }
+  if (auto b = m.get("preserve_host")) read_bool(p, *b, r.preserve_host);
+  if (auto b = m.get("websocket")) read_bool(p, *b, r.websocket);
+  if (auto t = m.get("timeouts")) read_timeouts(p, *t, r.timeouts);
+  if (auto b = m.get("max_body_bytes")) {
+    std::uint64_t n = 0;
+    if (read_size(p, *b, 0, n)) r.max_body_bytes = n;
+  }
+  m.unsupported("policies");
+  m.unsupported("scripts");
+  m.finish();
+}
+
+void read_routes(Problems& p, const Value& v, Config& cfg, const std::set<std::string>& declared) {
+  std::vector<Value> items;
+  list_items(p, v, items);
+  std::map<std::string, int> first_line;  // route name -> line of its first declaration
+  std::vector<RouteRef> refs;
+  for (const auto& item : items) {
+    RouteConfig r;
+    int name_line = item.line;
+    read_route(p, item, r, refs, name_line);
+    if (!r.name.empty()) {
+      const auto [it, inserted] = first_line.emplace(r.name, r.line);
+      if (!inserted)
+        p.add(name_line, item.path + ".name",
+              fmt::format("duplicate route name {} (first at line {})", quoted(r.name), it->second));
+    }
+    cfg.routes.push_back(std::move(r));
+  }
+  for (const auto& ref : refs) {
+    if (!declared.count(ref.upstream))
+      p.add(ref.at.line, ref.at.path, fmt::format("unknown upstream {}", quoted(ref.upstream)));
+  }
+}
+
+Config load_root(Problems& p, const YAML::Node& root, const std::string& path) {
+  Config cfg;
+  cfg.path = path;
+  MapReader top(p, Value{root, "", line_of(root)});
+  if (!top.ok()) return cfg;
+  if (auto w = top.get("workers")) read_workers(p, *w, cfg);
+  if (auto l = top.required("listen")) read_listen(p, *l, cfg);
+  if (auto a = top.get("admin")) read_admin(p, *a, cfg);
+  if (auto l = top.get("limits")) read_limits(p, *l, cfg.limits);
+  if (auto l = top.get("log")) read_log(p, *l, cfg.log);
+  std::set<std::string> declared;
+  if (auto u = top.get("upstreams")) read_upstreams(p, *u, cfg, declared);
+  if (auto r = top.get("routes")) read_routes(p, *r, cfg, declared);
+  top.unsupported("scripts");
+  top.unsupported("redis");
+  top.unsupported("consumers");
+  top.finish();
+  if (cfg.workers == 0)
+    cfg.workers = std::clamp(std::thread::hardware_concurrency(), 1u, kMaxWorkers);
+  return cfg;
+}
+
+}  // namespace
+
+Config load_config_text(const std::string& text, const std::string& path) {
+  const auto yaml_error = [&](const YAML::Exception& e) {
+    return e.mark.line >= 0 ? ConfigError(fmt::format("{}:{}: yaml: {}", path, e.mark.line + 1, e.msg))
+                            : ConfigError(fmt::format("{}: yaml: {}", path, e.msg));
+  };
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    throw yaml_error(e);
+  }
+  Problems p(path);
+  Config cfg;
+  try {
+    if (docs.size() > 1) p.add(line_of(docs[1]), "yaml", "only one document is allowed per file");
+    cfg = load_root(p, docs.empty() ? YAML::Node() : docs[0], path);
+  } catch (const YAML::Exception& e) {  // not expected: the readers check types before access
+    throw yaml_error(e);
+  }
+  if (!p.empty()) throw ConfigError(p.joined());
+  return cfg;
+}
+
+Config load_config_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw ConfigError(fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
+  std::string text;
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      text.append(buf, static_cast<std::size_t>(n));
+    } else if (n == 0) {
+      break;
+    } else if (errno != EINTR) {
+      const int err = errno;
+      ::close(fd);
+      throw ConfigError(fmt::format("{}: cannot read: {}", path, std::strerror(err)));
+    }
+  }
+  ::close(fd);
+  return load_config_text(text, path);
+}
+
+}  // namespace lg

@@ -10,13 +10,17 @@
 
 namespace lg::http {
 
+// Defined outside ChunkedDecoder: g++ 12 rejects `Limits limits = {}` as a default argument
+// when the nested struct has default member initializers (GCC bug 88165).
+struct ChunkedLimits {
+  std::uint64_t max_body_bytes = 10 * 1024 * 1024;  // sum of chunk data -> 413 when exceeded
+  std::size_t max_ext_bytes = 4096;                 // one chunk line's extensions -> 400
+  std::size_t max_trailer_bytes = 8192;             // whole trailer section -> 400
+};
+
 class ChunkedDecoder {
  public:
-  struct Limits {
-    std::uint64_t max_body_bytes = 10 * 1024 * 1024;  // sum of chunk data -> 413 when exceeded
-    std::size_t max_ext_bytes = 4096;                 // one chunk line's extensions -> 400
-    std::size_t max_trailer_bytes = 8192;             // whole trailer section -> 400
-  };
+  using Limits = ChunkedLimits;
   explicit ChunkedDecoder(Limits limits = {}) : limits_(limits) {}
   void reset() { *this = ChunkedDecoder(limits_); }
   void set_limits(Limits l) { limits_ = l; }
@@ -43,6 +47,7 @@ class ChunkedDecoder {
   std::size_t trailer_line_ = 0;  // bytes of the current trailer line (0 = at a line start)
   bool trailer_cr_ = false;       // saw CR, expecting LF
   bool last_chunk_ = false;
+  std::uint8_t sub_ = 0;  // position inside a chunk-ext (state ext) or a trailer line (trailer)
 };
 
 // Writes the chunk-size line for `n` bytes ("1a\r\n") into `out` (>= 20 bytes); returns its length.

@@ -1,6 +1,7 @@
 // Parsed HTTP/1.x message heads. Every string_view points into the caller's read buffer and dies
 // when that buffer is compacted or reused.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -69,5 +70,74 @@ bool iequals(std::string_view a, std::string_view b);
 
 // True if `token` appears in the comma-separated list `list` (case-insensitive, OWS trimmed).
 bool list_contains_token(std::string_view list, std::string_view token);
+
+// Building blocks shared by the request, response and chunked parsers (not a public API).
+namespace detail {
+
+// One 256-entry table of byte classes (RFC 9110 §5.6.2, §5.5; RFC 3986 for hosts).
+enum ByteClass : std::uint8_t {
+  kTchar = 1 << 0,       // token character
+  kFieldVchar = 1 << 1,  // field-value byte: VCHAR, obs-text, SP, HTAB
+  kTargetChar = 1 << 2,  // request-target byte: VCHAR except '#'
+  kHexDigit = 1 << 3,
+  kDigit = 1 << 4,
+  kRegName = 1 << 5,     // reg-name / IPv4 byte: unreserved, sub-delims but ',', '%'
+  kOws = 1 << 6,         // SP, HTAB
+};
+
+constexpr std::array<std::uint8_t, 256> make_byte_classes() {
+  std::array<std::uint8_t, 256> t{};
+  constexpr std::string_view tspecial = "!#$%&'*+-.^_`|~";
+  // ',' is a sub-delim but in a Host it would look like two merged Host lines: refused.
+  constexpr std::string_view subdelim = "!$&'()*+;=-._~%";
+  for (int c = 0; c < 256; ++c) {
+    std::uint8_t v = 0;
+    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    const bool digit = c >= '0' && c <= '9';
+    if (alpha || digit || tspecial.find(static_cast<char>(c)) != std::string_view::npos) v |= kTchar;
+    if ((c >= 0x21 && c <= 0x7e) || c >= 0x80 || c == ' ' || c == '\t') v |= kFieldVchar;
+    if (c >= 0x21 && c <= 0x7e && c != '#') v |= kTargetChar;
+    if (digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) v |= kHexDigit;
+    if (digit) v |= kDigit;
+    if (alpha || digit || subdelim.find(static_cast<char>(c)) != std::string_view::npos) v |= kRegName;
+    if (c == ' ' || c == '\t') v |= kOws;
+    t[static_cast<std::size_t>(c)] = v;
+  }
+  return t;
+}
+inline constexpr std::array<std::uint8_t, 256> kByteClass = make_byte_classes();
+
+inline bool has_class(char c, std::uint8_t cls) {
+  return (kByteClass[static_cast<unsigned char>(c)] & cls) != 0;
+}
+
+// Case-insensitive comparison against a lower-case ASCII literal.
+bool iequals_lower(std::string_view s, std::string_view lower_literal);
+
+// Parses one field line "name:OWS value OWS CRLF" starting at `p`. The line must lie inside a head
+// already known to end in CRLF (the CR stops every loop). On success fills `out`, moves `p` past
+// the CRLF and returns nullptr; otherwise returns a static reason and leaves `p` unspecified.
+const char* parse_field_line(const char*& p, Header& out);
+
+// Iterates the elements of a comma-separated list, OWS trimmed, empty elements included
+// ("a, ,b" yields "a", "", "b"; "" yields one empty element).
+class ListIter {
+ public:
+  explicit ListIter(std::string_view list) : rest_(list) {}
+  bool next(std::string_view& element);
+
+ private:
+  std::string_view rest_;
+  bool done_ = false;
+};
+
+// True if `s` is 1*tchar.
+bool is_token(std::string_view s);
+
+// 1*DIGIT to uint64 (leading zeros allowed). invalid: empty or a non-digit; overflow: > 2^64-1.
+enum class NumParse : std::uint8_t { ok, invalid, overflow };
+NumParse parse_decimal(std::string_view s, std::uint64_t& value);
+
+}  // namespace detail
 
 }  // namespace lg::http

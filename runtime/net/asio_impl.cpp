@@ -1,0 +1,2 @@
+#include <utility>
+#include <boost/asio/impl/src.hpp>

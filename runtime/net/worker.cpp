@@ -1,0 +1,140 @@
+#include "net/worker.hpp"
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include <random>
+
+#include "net/listener.hpp"
+#include "proxy/client_connection.hpp"
+
+namespace lg {
+
+namespace {
+constexpr std::int64_t kTickMs = 50;
+
+// A read block holds a whole request head plus room to stream bodies through.
+std::size_t block_size_for(const LimitsConfig& l) {
+  std::size_t want = std::max<std::size_t>(16 * 1024, l.max_header_bytes + 4096);
+  want = std::max<std::size_t>(want, l.max_response_header_bytes + 4096);
+  return (want + 4095) & ~std::size_t{4095};
+}
+
+std::uint64_t seed_for(unsigned id) {
+  std::random_device rd;
+  return (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<std::uint64_t>(id) << 48);
+}
+}  // namespace
+
+Worker::Worker(unsigned id, const Config& initial, int access_log_fd)
+    : id_(id),
+      io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
+      buffers_(block_size_for(initial.limits), 1024),
+      timers_(io_, kTickMs),
+      pool_(*this),
+      access_log_(access_log_fd, id),
+      ids_(seed_for(id)) {
+  headers_.reserve(initial.limits.max_headers + 1);
+}
+
+Worker::~Worker() {
+  if (current_) current_->release();
+}
+
+void Worker::start(const std::vector<ListenConfig>& listen, std::shared_ptr<const Snapshot> first) {
+  install(std::move(first));
+  for (const ListenConfig& l : listen) listeners_.push_back(std::make_unique<Listener>(*this, l));
+  for (auto& l : listeners_) l->start();
+  timers_.on_tick([](void* self) { static_cast<Worker*>(self)->access_log_.flush(); }, this);
+  timers_.start();
+  thread_ = std::thread([this] {
+    for (;;) {
+      try {
+        io_.run();
+        return;
+      } catch (const std::exception& e) {
+        // Handlers do not throw by design; if one does, log it and keep the worker serving.
+        spdlog::critical("worker {}: unexpected exception: {}", id_, e.what());
+      }
+    }
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::publish(std::shared_ptr<const Snapshot> s) {
+  boost::asio::post(io_, [this, s = std::move(s)]() mutable { install(std::move(s)); });
+}
+
+void Worker::install(std::shared_ptr<const Snapshot> s) {
+  auto* p = new PinnedSnapshot;
+  p->snap = std::move(s);
+  const Snapshot& snap = *p->snap;
+  p->groups.resize(snap.upstreams.size());
+  for (std::size_t g = 0; g < snap.upstreams.size(); ++g) {
+    const UpstreamConfig& cfg = *snap.upstreams[g].config;
+    WorkerGroup& wg = p->groups[g];
+    for (const TargetConfig& t : cfg.targets) wg.targets.push_back(pool_.target_for(t, cfg));
+    wg.view.resize(wg.targets.size());
+    wg.metrics_slot = metrics_.upstream_slot(cfg.name);
+  }
+  p->route_metrics.reserve(snap.config.routes.size());
+  for (const RouteConfig& r : snap.config.routes) p->route_metrics.push_back(metrics_.route_slot(r.name, r.upstream));
+  PinnedSnapshot* old = current_;
+  current_ = p;
+  if (old) old->release();  // requests in flight keep their own reference
+}
+
+void Worker::begin_drain(std::function<void()> on_idle) {
+  boost::asio::post(io_, [this, on_idle = std::move(on_idle)]() mutable {
+    draining_ = true;
+    on_drained_ = std::move(on_idle);
+    for (auto& l : listeners_) l->close();
+    // Copy: closing an idle connection removes it from the set.
+    std::vector<ClientConnection*> conns(connections_.begin(), connections_.end());
+    for (ClientConnection* c : conns) c->drain();
+    check_drained();
+  });
+}
+
+void Worker::stop() {
+  boost::asio::post(io_, [this] {
+    for (auto& l : listeners_) l->close();
+    std::vector<ClientConnection*> conns(connections_.begin(), connections_.end());
+    for (ClientConnection* c : conns) c->abort();
+    pool_.close_all_idle();
+    timers_.stop();
+    access_log_.flush();
+    io_.stop();
+  });
+}
+
+void Worker::collect_metrics(std::function<void(MetricsData)> done) {
+  boost::asio::post(io_, [this, done = std::move(done)] { done(metrics_.data()); });
+}
+
+void Worker::connection_opened(ClientConnection* c) {
+  connections_.insert(c);
+  metrics_.connection_opened();
+}
+
+void Worker::connection_closed(ClientConnection* c) {
+  if (connections_.erase(c)) metrics_.connection_closed();
+  if (draining_) check_drained();
+}
+
+bool Worker::accepting_more() const {
+  return !draining_ && connections_.size() < current_->snap->config.limits.max_connections;
+}
+
+void Worker::check_drained() {
+  if (connections_.empty() && on_drained_) {
+    auto cb = std::move(on_drained_);
+    on_drained_ = nullptr;
+    cb();
+  }
+}
+
+}  // namespace lg

@@ -1,0 +1,394 @@
+#include "proxy/client_connection.hpp"
+
+#include <arpa/inet.h>
+
+#include <boost/asio/write.hpp>
+#include <cstring>
+#include <limits>
+
+#include "net/worker.hpp"
+#include "proxy/conn_ref.hpp"
+#include "proxy/head_writers.hpp"
+#include "router/path_normalize.hpp"
+#include "router/router.hpp"
+
+namespace lg {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+constexpr std::int64_t kLingerMs = 2000;
+constexpr std::uint64_t kLingerMaxBytes = 1 << 20;
+
+std::string_view find_header(const std::vector<http::Header>& hs, std::string_view name) {
+  for (const http::Header& h : hs)
+    if (h.name.size() == name.size() && http::iequals(h.name, name)) return h.value;
+  return {};
+}
+}  // namespace
+
+ClientConnection::ClientConnection(Worker& w, tcp::socket sock) : w_(w), sock_(std::move(sock)) {}
+
+ClientConnection::~ClientConnection() {
+  rbuf_.detach(w_.buffers());
+  w_.timers().remove(this);
+}
+
+void ClientConnection::start() {
+  w_.connection_opened(this);
+  boost::system::error_code ec;
+  sock_.set_option(tcp::no_delay(true), ec);
+  auto ep = sock_.remote_endpoint(ec);
+  if (!ec) {
+    std::string_view ip;
+    if (ep.address().is_v4()) {
+      auto b = ep.address().to_v4().to_bytes();
+      ip = inet_ntop(AF_INET, b.data(), client_ip_, sizeof client_ip_) ? client_ip_ : "";
+    } else {
+      auto b = ep.address().to_v6().to_bytes();
+      ip = inet_ntop(AF_INET6, b.data(), client_ip_, sizeof client_ip_) ? client_ip_ : "";
+    }
+    client_ip_len_ = static_cast<std::uint8_t>(std::strlen(client_ip_));
+  }
+  w_.timers().add(this);
+  phase_ = Phase::idle;
+  // A new connection gets the header timeout for its first request, not the keep-alive idle one.
+  set_deadline(w_.limits().client_header_timeout.count());
+  read_client();
+}
+
+void ClientConnection::set_deadline(std::int64_t ms) { deadline_ms = ms > 0 ? monotonic_ms() + ms : 0; }
+
+void ClientConnection::read_client() {
+  if (!rbuf_.attached()) {
+    sock_.async_read_some(asio::buffer(small_), [self = ConnRef(this)](const boost::system::error_code& ec, std::size_t n) {
+      self->on_client_read(ec, n, true);
+    });
+    return;
+  }
+  if (rbuf_.free_space() == 0) rbuf_.compact();
+  sock_.async_read_some(asio::buffer(rbuf_.write_ptr(), rbuf_.free_space()),
+                        [self = ConnRef(this)](const boost::system::error_code& ec, std::size_t n) {
+                          self->on_client_read(ec, n, false);
+                        });
+}
+
+void ClientConnection::on_client_read(const boost::system::error_code& ec, std::size_t n, bool small) {
+  if (phase_ == Phase::closed) return;
+  if (phase_ == Phase::lingering) {
+    lingered_ += n;
+    if (ec || n == 0 || lingered_ > kLingerMaxBytes) close_now();
+    else read_client();
+    return;
+  }
+  if (ec) {
+    // The client went away. Nothing can be answered; an upstream mid-exchange is not reusable.
+    if (in_request_ && status_ == 0) status_ = 499;
+    close_now();
+    return;
+  }
+  if (small) {
+    rbuf_.attach(w_.buffers());
+    std::memcpy(rbuf_.data, small_, n);
+    rbuf_.end = n;
+  } else {
+    rbuf_.end += n;
+  }
+  switch (phase_) {
+    case Phase::idle:
+    case Phase::reading_head: on_head_bytes(); break;
+    case Phase::sending_request: on_request_body(ec, n); break;
+    case Phase::tunnel: pump_client_to_upstream(); break;
+    default: break;  // reads are only started in the phases above
+  }
+}
+
+void ClientConnection::on_head_bytes() {
+  const LimitsConfig& lim = w_.limits();
+  if (phase_ == Phase::idle) {
+    phase_ = Phase::reading_head;
+    t_start_ = std::chrono::steady_clock::now();
+    set_deadline(lim.client_header_timeout.count());
+  }
+  head_.headers = &w_.scratch_headers();
+  // Body limits depend on the route, so the parser only guards against overflow here.
+  const http::RequestLimits rl{lim.max_header_bytes, lim.max_uri_bytes, lim.max_headers,
+                               std::numeric_limits<std::uint64_t>::max() / 2};
+  http::ParseResult r = http::parse_request_head({rbuf_.read_ptr(), rbuf_.size()}, rl, scan_, head_);
+  if (r.kind == http::ParseResult::incomplete) {
+    read_client();
+    return;
+  }
+  in_request_ = true;
+  accounted_ = false;
+  if (r.kind == http::ParseResult::error) {
+    request_body_done_ = false;  // framing is in doubt: the connection closes after the answer
+    respond_error(r.status, r.reason, true);
+    return;
+  }
+  handle_request();
+}
+
+void ClientConnection::assign_request_id(std::string_view client_value) {
+  if (valid_request_id(client_value)) {
+    std::memcpy(request_id_, client_value.data(), client_value.size());
+    request_id_len_ = static_cast<std::uint8_t>(client_value.size());
+  } else {
+    w_.ids().request_id(request_id_);
+    request_id_len_ = 36;
+  }
+}
+
+void ClientConnection::handle_request() {
+  pin_ = w_.pin();
+  const Snapshot& snap = *pin_->snap;
+  const LimitsConfig& lim = snap.config.limits;
+  method_bit_ = head_.method_bit;
+  method_.assign(head_.method);
+  http10_ = head_.version_minor == 0;
+  head_request_ = method_bit_ == M_HEAD;
+  keep_alive_ = head_.keep_alive && !drain_requested_ && !w_.draining();
+  request_body_done_ = head_.body == http::BodyKind::none;
+  bytes_in_ = head_.head_bytes;
+  assign_request_id(find_header(*head_.headers, "x-request-id"));
+
+  if (const char* bad = normalize_path(head_.path, path_)) {
+    path_.assign(head_.path);
+    respond_error(400, bad, true);
+    return;
+  }
+  RouteMatchResult m = snap.router.match(head_.host, path_, method_bit_);
+  if (m.kind == RouteMatchResult::not_found) {
+    respond_error(404, "no route matched", false);
+    return;
+  }
+  if (m.kind == RouteMatchResult::method_not_allowed) {
+    respond_error(405, "method not allowed", false, m.allow);
+    return;
+  }
+  route_index_ = m.route;
+  route_ = &snap.config.routes[m.route];
+  upstream_index_ = snap.route_upstream[m.route];
+  metrics_slot_ = pin_->route_metrics[m.route];
+  const std::uint64_t max_body = route_->max_body_bytes.value_or(lim.max_body_bytes);
+  if (head_.body == http::BodyKind::content_length && head_.content_length > max_body) {
+    respond_error(413, "request body too large", true);
+    return;
+  }
+  websocket_ = head_.upgrade_websocket && route_->websocket;
+  upstream_path_.clear();
+  build_upstream_path(*route_, m, path_, upstream_path_);
+  std::string_view hash_key;
+  if (!prepare_upstream_head(*route_, pin_->groups[upstream_index_], hash_key)) return;
+  hash_key_.assign(hash_key);
+
+  // Everything needed from the head is now copied out; the body (if any) follows it.
+  req_body_ = head_.body;
+  req_remaining_ = head_.content_length;
+  if (req_body_ == http::BodyKind::chunked) {
+    req_chunks_.set_limits({max_body, static_cast<std::size_t>(lim.max_chunk_ext_bytes), 8192});
+    req_chunks_.reset();
+  }
+  expect_continue_ = head_.expect_continue && !request_body_done_;
+  rbuf_.consume(head_.head_bytes);
+  scan_.reset();
+  tried_targets_ = 0;
+  attempts_ = 0;
+  start_upstream();
+}
+
+bool ClientConnection::prepare_upstream_head(const RouteConfig& route, const WorkerGroup& group,
+                                             std::string_view& hash_key) {
+  const UpstreamConfig& ucfg = *pin_->snap->upstreams[upstream_index_].config;
+  RequestHeadOptions opts;
+  if (ucfg.balance == BalanceKind::consistent_hash) {
+    if (ucfg.hash_on == HashSource::header) opts.hash_header = ucfg.hash_key;
+    else if (ucfg.hash_on == HashSource::cookie) opts.hash_cookie = ucfg.hash_key;
+  }
+  ClientRequestFacts facts;
+  up_head_.clear();
+  write_upstream_request_start(up_head_, head_, upstream_path_, opts, facts);
+  if (valid_traceparent(facts.traceparent)) w_.ids().traceparent(traceparent_, facts.traceparent.substr(3, 32));
+  else w_.ids().traceparent(traceparent_);
+  const std::string_view client_ip(client_ip_, client_ip_len_);
+  GatewayRequestHeaders g;
+  g.request_id = std::string_view(request_id_, request_id_len_);
+  g.traceparent = std::string_view(traceparent_, 55);
+  g.client_ip = client_ip;
+  g.forwarded_for = facts.forwarded_for;
+  g.forwarded_host = head_.host;
+  g.body = head_.body;
+  g.content_length = head_.content_length;
+  g.websocket = websocket_;
+  finish_upstream_request(up_head_, g);
+  if (route.preserve_host && !head_.host.empty()) write_host_line(host_line_, head_.host);
+  else host_line_.clear();  // filled with the target's address once it is picked
+  hash_key = ucfg.hash_on == HashSource::client_ip ? client_ip : facts.hash_value;
+  (void)group;
+  return true;
+}
+
+void ClientConnection::respond_error(std::uint16_t status, const char* message, bool close, std::uint16_t allow) {
+  if (response_started_) {  // a response is already on the wire: all we can do is cut it
+    if (status_ == 0) status_ = status;
+    close_now();
+    return;
+  }
+  status_ = status;
+  if (request_id_len_ == 0) assign_request_id({});
+  // With request body bytes unread the next request's first byte is unknown: close.
+  const bool must_close = close || !request_body_done_ || !keep_alive_ || drain_requested_ || w_.draining();
+  keep_alive_ = !must_close;
+  if (up_) release_upstream(false);
+  out_head_.clear();
+  write_error_response(out_head_, status, message, std::string_view(request_id_, request_id_len_), must_close, allow);
+  phase_ = Phase::responding;
+  response_started_ = true;
+  set_deadline(w_.limits().send_timeout.count());
+  asio::async_write(sock_, asio::buffer(out_head_), [self = ConnRef(this)](const boost::system::error_code& ec, std::size_t n) {
+    if (self->phase_ == Phase::closed) return;
+    self->bytes_out_ += n;
+    if (ec) {
+      self->close_now();
+      return;
+    }
+    self->finish_request();
+  });
+}
+
+void ClientConnection::account_request() {
+  if (accounted_) return;
+  accounted_ = true;
+  const auto now = std::chrono::steady_clock::now();
+  const double latency = std::chrono::duration<double>(now - t_start_).count();
+  const std::uint32_t slot = route_ ? metrics_slot_ : WorkerMetrics::kNoRoute;
+  w_.metrics().request_done(slot, status_, latency);
+  if (route_ && upstream_latency_s_ >= 0) w_.metrics().backend_latency(slot, upstream_latency_s_);
+  AccessLog& log = w_.access_log();
+  if (!log.enabled()) return;
+  AccessRecord r;
+  r.time = std::chrono::system_clock::now();
+  r.request_id = std::string_view(request_id_, request_id_len_);
+  r.method = method_;
+  r.path = path_;
+  if (route_) {
+    r.route = route_->name;
+    r.upstream = route_->upstream;
+  }
+  if (target_) r.upstream_addr = target_->key;
+  r.client_ip = std::string_view(client_ip_, client_ip_len_);
+  r.status = status_;
+  r.latency_s = latency;
+  r.upstream_latency_s = upstream_latency_s_;
+  r.bytes_in = bytes_in_;
+  r.bytes_out = bytes_out_;
+  log.write(r);
+}
+
+void ClientConnection::finish_request() {
+  account_request();
+  if (up_) release_upstream(false);
+  const bool again = keep_alive_ && !drain_requested_ && !w_.draining();
+  reset_for_next_request();
+  if (!again) {
+    close_gracefully();
+    return;
+  }
+  phase_ = Phase::idle;
+  if (!rbuf_.empty()) {  // a pipelined request is already here
+    on_head_bytes();
+    return;
+  }
+  rbuf_.detach(w_.buffers());  // idle connections hold no block
+  set_deadline(w_.limits().idle_timeout.count());
+  read_client();
+}
+
+void ClientConnection::reset_for_next_request() {
+  if (pin_) {
+    pin_->release();
+    pin_ = nullptr;
+  }
+  route_ = nullptr;
+  target_ = nullptr;
+  status_ = 0;
+  in_request_ = false;
+  response_started_ = false;
+  request_body_done_ = true;
+  early_response_ = false;
+  resp_done_ = false;
+  websocket_ = false;
+  expect_continue_ = false;
+  waiting_on_client_ = false;
+  upstream_latency_s_ = -1;
+  bytes_in_ = bytes_out_ = 0;
+  request_id_len_ = 0;
+  method_.clear();
+  path_.clear();
+}
+
+void ClientConnection::close_gracefully() {
+  // Half-close and discard what the client still sends, so that our last response is not
+  // destroyed by a TCP reset from unread input (lingering close, as nginx does).
+  if (phase_ == Phase::closed) return;
+  if (pin_) reset_for_next_request();
+  phase_ = Phase::lingering;
+  boost::system::error_code ignored;
+  sock_.shutdown(tcp::socket::shutdown_send, ignored);
+  rbuf_.detach(w_.buffers());
+  lingered_ = 0;
+  set_deadline(kLingerMs);
+  read_client();
+}
+
+void ClientConnection::close_now() {
+  if (phase_ == Phase::closed) return;
+  if (in_request_) account_request();
+  if (up_) release_upstream(false);
+  if (pin_) {
+    pin_->release();
+    pin_ = nullptr;
+  }
+  phase_ = Phase::closed;
+  w_.timers().remove(this);
+  boost::system::error_code ignored;
+  sock_.close(ignored);
+  w_.connection_closed(this);
+  release();  // the connection's own reference; pending handlers hold theirs
+}
+
+void ClientConnection::drain() {
+  drain_requested_ = true;
+  if (phase_ == Phase::idle) close_now();
+}
+
+void ClientConnection::abort() { close_now(); }
+
+void ClientConnection::on_timeout() {
+  switch (phase_) {
+    case Phase::idle:
+    case Phase::lingering:
+    case Phase::responding:
+    case Phase::tunnel: close_now(); return;
+    case Phase::reading_head:
+      in_request_ = true;
+      accounted_ = false;
+      request_body_done_ = false;
+      respond_error(408, "request header timeout", true);
+      return;
+    case Phase::connecting: upstream_failed(BackendError::timeout, 504, "upstream connect timed out"); return;
+    case Phase::sending_request:
+      if (waiting_on_client_) respond_error(408, "request body timeout", true);
+      else upstream_failed(BackendError::timeout, 504, "upstream write timed out");
+      return;
+    case Phase::awaiting_response: upstream_failed(BackendError::timeout, 504, "upstream timed out"); return;
+    case Phase::sending_response:
+      if (waiting_on_client_) close_now();  // the client stopped reading
+      else upstream_failed(BackendError::timeout, 504, "upstream timed out");
+      return;
+    case Phase::closed: return;
+  }
+}
+
+}  // namespace lg

@@ -1,0 +1,44 @@
+// The admin listener, on its own address and the main thread's io_context (never a worker's):
+//   GET /health        200 while the process runs
+//   GET /ready         200 when a snapshot serves and the gateway is not draining, else 503
+//   GET /admin/config  JSON: version, sha256 and load time of the active snapshot, counts
+//   GET /metrics       Prometheus text, summed over workers
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "config/config.hpp"
+
+namespace lg {
+
+class AdminBackend {
+ public:
+  virtual bool ready() const = 0;
+  virtual std::string config_json() const = 0;
+  // Calls done(text) on the admin io_context once every worker has reported.
+  virtual void collect_metrics(std::function<void(std::string)> done) = 0;
+
+ protected:
+  ~AdminBackend() = default;
+};
+
+class AdminServer {
+ public:
+  // Binds at once; throws std::runtime_error naming the address on failure.
+  AdminServer(boost::asio::io_context& io, const Endpoint& address, AdminBackend& backend);
+  void start();
+  void close();
+
+ private:
+  void accept();
+  boost::asio::io_context& io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  AdminBackend& backend_;
+  bool open_ = true;
+};
+
+}  // namespace lg

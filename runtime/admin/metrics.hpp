@@ -1,0 +1,69 @@
+// Metrics registry: one instance per worker, written only by its worker (no locks, no atomics
+// on the request path). A scrape copies each worker's data on that worker's thread and merges.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace lg {
+
+struct Histogram {
+  static constexpr double kBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                       0.1,    0.25,  0.5,    1,     2.5,   5,    10};
+  static constexpr std::size_t kBuckets = sizeof(kBounds) / sizeof(kBounds[0]);
+  std::uint64_t counts[kBuckets + 1] = {};  // last = +Inf
+  double sum = 0;
+  std::uint64_t count = 0;
+  void observe(double seconds);
+  void merge(const Histogram& o);
+};
+
+enum class BackendError : std::uint8_t { connect, timeout, invalid_response, reset, count_ };
+const char* backend_error_name(BackendError e);
+
+struct RouteSeries {
+  std::string route;     // "" for requests that matched no route
+  std::string upstream;
+  std::vector<std::pair<std::uint16_t, std::uint64_t>> by_status;
+  Histogram duration;
+  Histogram backend;
+};
+
+struct UpstreamSeries {
+  std::string upstream;
+  std::uint64_t errors[static_cast<int>(BackendError::count_)] = {};
+};
+
+struct MetricsData {
+  std::vector<RouteSeries> routes;
+  std::vector<UpstreamSeries> upstreams;
+  std::int64_t active_connections = 0;
+};
+
+class WorkerMetrics {
+ public:
+  WorkerMetrics();
+  // Slot lookups happen when a snapshot is published to the worker, not per request.
+  std::uint32_t route_slot(const std::string& route, const std::string& upstream);
+  std::uint32_t upstream_slot(const std::string& upstream);
+  static constexpr std::uint32_t kNoRoute = 0;
+
+  void request_done(std::uint32_t route_slot, std::uint16_t status, double seconds);
+  void backend_latency(std::uint32_t route_slot, double seconds) { data_.routes[route_slot].backend.observe(seconds); }
+  void backend_error(std::uint32_t upstream_slot, BackendError e) {
+    data_.upstreams[upstream_slot].errors[static_cast<int>(e)]++;
+  }
+  void connection_opened() { ++data_.active_connections; }
+  void connection_closed() { --data_.active_connections; }
+  std::int64_t active_connections() const { return data_.active_connections; }
+  const MetricsData& data() const { return data_; }
+
+ private:
+  MetricsData data_;
+};
+
+// Prometheus text exposition (version 0.0.4) of the merged data of every worker.
+std::string render_prometheus(const std::vector<MetricsData>& workers);
+
+}  // namespace lg

@@ -1,0 +1,110 @@
+// A worker: one thread, one io_context, its own listeners (SO_REUSEPORT), upstream pools,
+// metrics, access log and view of the current snapshot. Nothing here is shared with another
+// worker on the request path; other threads talk to a worker only by posting to its io_context.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "admin/metrics.hpp"
+#include "config/snapshot.hpp"
+#include "core/request_id.hpp"
+#include "http/message.hpp"
+#include "log/access_log.hpp"
+#include "net/buffer.hpp"
+#include "net/timer_wheel.hpp"
+#include "upstream/balancer.hpp"
+#include "upstream/upstream_pool.hpp"
+
+namespace lg {
+
+class ClientConnection;
+class Listener;
+
+// This worker's view of one upstream group of a snapshot.
+struct WorkerGroup {
+  std::vector<TargetState*> targets;
+  RoundRobinState rr;
+  std::vector<TargetView> view;  // scratch filled before each pick
+  std::uint32_t metrics_slot = 0;
+};
+
+// A snapshot pinned by this worker, with worker-local derived state. Reference counted without
+// atomics: only this worker's thread touches it. Requests acquire it when they start.
+struct PinnedSnapshot {
+  std::shared_ptr<const Snapshot> snap;
+  std::vector<WorkerGroup> groups;             // per upstream index
+  std::vector<std::uint32_t> route_metrics;    // per route index
+  std::uint32_t refs = 1;
+  void acquire() { ++refs; }
+  void release() {
+    if (--refs == 0) delete this;
+  }
+};
+
+class Worker {
+ public:
+  Worker(unsigned id, const Config& initial, int access_log_fd);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Binds this worker's listeners (throws on failure) and starts its thread.
+  void start(const std::vector<ListenConfig>& listen, std::shared_ptr<const Snapshot> first);
+  void join();
+
+  // Callable from any thread: each posts to the worker.
+  void publish(std::shared_ptr<const Snapshot> s);
+  void begin_drain(std::function<void()> on_idle);  // on_idle runs on this worker when no connection is left
+  void stop();
+  void collect_metrics(std::function<void(MetricsData)> done);
+
+  // Worker thread only.
+  unsigned id() const { return id_; }
+  boost::asio::io_context& io() { return io_; }
+  PinnedSnapshot* pin() {
+    current_->acquire();
+    return current_;
+  }
+  const LimitsConfig& limits() const { return current_->snap->config.limits; }
+  UpstreamPool& pool() { return pool_; }
+  WorkerMetrics& metrics() { return metrics_; }
+  AccessLog& access_log() { return access_log_; }
+  TimerWheel& timers() { return timers_; }
+  BufferPool& buffers() { return buffers_; }
+  IdGenerator& ids() { return ids_; }
+  std::vector<http::Header>& scratch_headers() { return headers_; }
+  bool draining() const { return draining_; }
+
+  void connection_opened(ClientConnection* c);
+  void connection_closed(ClientConnection* c);
+  bool accepting_more() const;
+
+ private:
+  void install(std::shared_ptr<const Snapshot> s);
+  void check_drained();
+
+  unsigned id_;
+  boost::asio::io_context io_;
+  std::thread thread_;
+  BufferPool buffers_;
+  TimerWheel timers_;
+  UpstreamPool pool_;
+  WorkerMetrics metrics_;
+  AccessLog access_log_;
+  IdGenerator ids_;
+  std::vector<http::Header> headers_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unordered_set<ClientConnection*> connections_;
+  PinnedSnapshot* current_ = nullptr;
+  bool draining_ = false;
+  std::function<void()> on_drained_;
+};
+
+}  // namespace lg

@@ -1,0 +1,74 @@
+// Serializers for the heads the gateway writes: the request sent upstream, the response sent to
+// the client, and the gateway's own error responses. Pure string building (no I/O), appended to
+// per-connection buffers whose capacity is reused across requests.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "http/message.hpp"
+
+namespace lg {
+
+// What the client sent that the gateway replaces or consumes (views into the read buffer).
+struct ClientRequestFacts {
+  std::string_view request_id;     // X-Request-ID
+  std::string_view traceparent;    // traceparent
+  std::string_view forwarded_for;  // X-Forwarded-For (field lines joined by the client's order: first)
+  std::string_view hash_value;     // consistent-hash key from a header or cookie
+};
+
+struct RequestHeadOptions {
+  std::string_view hash_header;  // capture this header's value into facts.hash_value
+  std::string_view hash_cookie;  // or this cookie's value
+};
+
+// "METHOD path[?query] HTTP/1.1\r\n" followed by every end-to-end header of the client.
+// Dropped: hop-by-hop fields (Connection and the names it lists, Keep-Alive, Proxy-Connection,
+// TE, Trailer, Transfer-Encoding, Upgrade, HTTP2-Settings), framing and expectation fields the
+// gateway re-derives (Content-Length, Expect), and identity fields the gateway sets (Host,
+// X-Request-ID, traceparent, X-Forwarded-*, X-Real-IP) -- so none of them can be spoofed.
+void write_upstream_request_start(std::string& out, const http::RequestHead& req,
+                                  std::string_view path, const RequestHeadOptions& opts,
+                                  ClientRequestFacts& facts);
+
+struct GatewayRequestHeaders {
+  std::string_view request_id;
+  std::string_view traceparent;
+  std::string_view client_ip;
+  std::string_view forwarded_for;  // the client's value, the peer is appended to it
+  std::string_view forwarded_host;
+  std::string_view proto = "http";
+  http::BodyKind body = http::BodyKind::none;
+  std::uint64_t content_length = 0;
+  bool websocket = false;
+};
+
+// Appends the gateway's headers except Host (which may depend on the target picked later).
+void finish_upstream_request(std::string& out, const GatewayRequestHeaders& h);
+
+// "Host: <host>\r\n\r\n": the last field and the end of the upstream request head.
+void write_host_line(std::string& out, std::string_view host);
+
+struct ClientResponseOptions {
+  std::string_view request_id;
+  bool chunked = false;      // re-frame the body as chunked for the client
+  bool keep_alive = true;    // false: "Connection: close"
+  bool client_http10 = false;  // keep-alive to a 1.0 client must be announced
+  bool upgrade = false;      // 101: forward Upgrade and "Connection: upgrade"
+};
+
+// The response head for the client from the upstream's head: hop-by-hop fields dropped, framing
+// re-derived, X-Request-ID set.
+void write_client_response_head(std::string& out, const http::ResponseHead& resp,
+                                const ClientResponseOptions& opts);
+
+// A gateway-generated response: small JSON body {"error","status","request_id"}.
+// `allow` (Method bits) adds an Allow header for 405.
+void write_error_response(std::string& out, std::uint16_t status, std::string_view message,
+                          std::string_view request_id, bool close, std::uint16_t allow = 0);
+
+// "GET, HEAD, POST" for Method bits.
+void append_allow_list(std::string& out, std::uint16_t methods);
+
+}  // namespace lg

@@ -1,0 +1,539 @@
+// The upstream half of a ClientConnection: pick a target, connect or reuse a pooled connection,
+// stream the request, parse the response head, stream the body back, or tunnel after a 101.
+#include <boost/asio/write.hpp>
+
+#include "net/worker.hpp"
+#include "proxy/client_connection.hpp"
+#include "proxy/conn_ref.hpp"
+#include "proxy/head_writers.hpp"
+#include "http/response_parser.hpp"
+
+namespace lg {
+
+namespace asio = boost::asio;
+
+namespace {
+// A view over the first n entries of a buffer array, usable as an Asio buffer sequence.
+struct IovSeq {
+  const asio::const_buffer* b;
+  std::size_t n;
+  const asio::const_buffer* begin() const { return b; }
+  const asio::const_buffer* end() const { return b + n; }
+};
+constexpr char kCrlf[] = "\r\n";
+constexpr char kLastChunk[] = "0\r\n\r\n";
+constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+bool idempotent(std::uint16_t m) {
+  return m & (M_GET | M_HEAD | M_OPTIONS | M_TRACE | M_PUT | M_DELETE);
+}
+}  // namespace
+
+std::int64_t ClientConnection::connect_timeout_ms() const {
+  return route_->timeouts.connect.value_or(pin_->snap->upstreams[upstream_index_].config->timeouts.connect).count();
+}
+std::int64_t ClientConnection::read_timeout_ms() const {
+  return route_->timeouts.read.value_or(pin_->snap->upstreams[upstream_index_].config->timeouts.read).count();
+}
+std::int64_t ClientConnection::write_timeout_ms() const {
+  return route_->timeouts.write.value_or(pin_->snap->upstreams[upstream_index_].config->timeouts.write).count();
+}
+
+void ClientConnection::start_upstream() {
+  const UpstreamGroup& group = pin_->snap->upstreams[upstream_index_];
+  WorkerGroup& wg = pin_->groups[upstream_index_];
+  const std::int64_t now = monotonic_ms();
+  for (std::size_t i = 0; i < wg.targets.size(); ++i) {
+    wg.view[i].usable = wg.targets[i]->usable(now);
+    wg.view[i].active = wg.targets[i]->active;
+  }
+  const int idx = pick_target(*group.config, group.ring, wg.view, wg.rr, hash_key_, tried_targets_);
+  if (idx < 0) {
+    if (tried_targets_ == 0) respond_error(503, "no upstream target available", false);
+    else respond_error(502, "upstream connect failed", false);
+    return;
+  }
+  if (idx < 64) tried_targets_ |= std::uint64_t{1} << idx;
+  ++attempts_;
+  target_idx_ = idx;
+  target_ = wg.targets[static_cast<std::size_t>(idx)];
+  if (!route_->preserve_host || head_.host.empty() || host_line_.empty()) write_host_line(host_line_, target_->key);
+  head_sent_ = false;
+  resp_scan_.reset();
+  t_upstream_ = std::chrono::steady_clock::now();
+  if (UpstreamConnection* pooled = w_.pool().take_idle(*target_)) {
+    attach_upstream(pooled);
+    send_request_part();
+    return;
+  }
+  attach_upstream(new UpstreamConnection(w_, *target_));
+  up_->release();  // attach_upstream took its own reference; drop the creator's
+  phase_ = Phase::connecting;
+  set_deadline(connect_timeout_ms());
+  up_->connect();
+}
+
+void ClientConnection::attach_upstream(UpstreamConnection* uc) {
+  // A pooled connection arrives with the pool's reference, which becomes ours.
+  up_ = uc;
+  if (uc->state == UpstreamConnection::State::connecting) uc->add_ref();
+  uc->owner = this;
+  uc->requests++;
+  uc->target.active++;
+}
+
+void ClientConnection::on_upstream_connected(const boost::system::error_code& ec) {
+  if (phase_ != Phase::connecting) return;
+  if (ec) {
+    upstream_failed(BackendError::connect, 502, "upstream connect failed");
+    return;
+  }
+  up_->start_read();  // an early answer or a close is seen while the request is still going out
+  send_request_part();
+}
+
+void ClientConnection::send_request_part() {
+  phase_ = Phase::sending_request;
+  waiting_on_client_ = false;
+  std::size_t n = 0;
+  if (!head_sent_) {
+    iov_[n++] = asio::const_buffer(up_head_.data(), up_head_.size());
+    iov_[n++] = asio::const_buffer(host_line_.data(), host_line_.size());
+  }
+  http::ParseResult err = http::ParseResult::more();
+  const std::size_t consumed = frame_request_body(n, err);
+  if (err.kind == http::ParseResult::error) {
+    respond_error(err.status, err.reason, true);
+    return;
+  }
+  if (consumed) expect_continue_ = false;  // the client did not wait for 100 Continue
+  if (n == 0) {
+    send_continue_then_read_body();
+    return;
+  }
+  set_deadline(write_timeout_ms());
+  asio::async_write(up_->sock, IovSeq{iov_.data(), n},
+                    [self = ConnRef(this), consumed](const boost::system::error_code& ec, std::size_t) {
+                      self->on_request_part_written(ec, consumed);
+                    });
+}
+
+std::size_t ClientConnection::frame_request_body(std::size_t& n, http::ParseResult& err) {
+  if (request_body_done_ || rbuf_.empty()) return 0;
+  if (req_body_ == http::BodyKind::content_length) {
+    const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(req_remaining_, rbuf_.size()));
+    iov_[n++] = asio::const_buffer(rbuf_.read_ptr(), k);
+    return k;
+  }
+  // chunked: decode and re-frame, so extensions, trailers and odd spellings never reach the upstream
+  const std::string_view in(rbuf_.read_ptr(), rbuf_.size());
+  std::size_t consumed = 0;
+  for (std::size_t spans = 0; spans < kMaxSpans && consumed < in.size();) {
+    std::size_t used = 0;
+    std::string_view data;
+    http::ParseResult r = req_chunks_.feed(in.substr(consumed), used, data);
+    consumed += used;
+    if (r.kind == http::ParseResult::error) {
+      err = r;
+      return 0;
+    }
+    if (!data.empty()) {
+      const std::size_t h = http::write_chunk_header(chunk_hdr_[spans], data.size());
+      iov_[n++] = asio::const_buffer(chunk_hdr_[spans], h);
+      iov_[n++] = asio::const_buffer(data.data(), data.size());
+      iov_[n++] = asio::const_buffer(kCrlf, 2);
+      ++spans;
+    }
+    if (r.kind == http::ParseResult::complete) {
+      iov_[n++] = asio::const_buffer(kLastChunk, 5);
+      break;
+    }
+    if (used == 0) break;
+  }
+  return consumed;
+}
+
+void ClientConnection::on_request_part_written(const boost::system::error_code& ec, std::size_t consumed) {
+  if (phase_ != Phase::sending_request) return;
+  if (ec) {
+    upstream_failed(BackendError::reset, 502, "upstream closed the connection");
+    return;
+  }
+  head_sent_ = true;
+  rbuf_.consume(consumed);
+  bytes_in_ += consumed;
+  if (req_body_ == http::BodyKind::content_length) {
+    req_remaining_ -= consumed;
+    request_body_done_ = req_remaining_ == 0;
+  } else if (req_body_ == http::BodyKind::chunked) {
+    request_body_done_ = req_chunks_.done();
+  }
+  if (early_response_) {
+    if (early_error_) {
+      upstream_failed(BackendError::reset, 502, "upstream closed the connection");
+      return;
+    }
+    if (!request_body_done_) keep_alive_ = false;  // the rest of the client's body stays unread
+    phase_ = Phase::awaiting_response;
+    on_response_bytes();
+    return;
+  }
+  if (request_body_done_) {
+    phase_ = Phase::awaiting_response;
+    set_deadline(read_timeout_ms());
+    up_->start_read();
+    return;
+  }
+  if (!rbuf_.empty() && consumed) {
+    send_request_part();  // more body already buffered
+    return;
+  }
+  send_continue_then_read_body();
+}
+
+void ClientConnection::send_continue_then_read_body() {
+  if (expect_continue_ && !sent_100_ && !http10_) {
+    sent_100_ = true;
+    asio::async_write(sock_, asio::const_buffer(kContinue, sizeof kContinue - 1),
+                      [self = ConnRef(this)](const boost::system::error_code& ec, std::size_t) {
+                        if (self->phase_ != Phase::sending_request) return;
+                        if (ec) self->close_now();
+                        else self->send_continue_then_read_body();
+                      });
+    return;
+  }
+  waiting_on_client_ = true;
+  set_deadline(w_.limits().client_body_timeout.count());
+  read_client();
+}
+
+void ClientConnection::on_request_body(const boost::system::error_code&, std::size_t) { send_request_part(); }
+
+void ClientConnection::on_upstream_read(const boost::system::error_code& ec, std::size_t n) {
+  switch (phase_) {
+    case Phase::sending_request:
+      early_response_ = true;
+      early_error_ = static_cast<bool>(ec);
+      if (!waiting_on_client_) return;  // the pending upstream write completes first and decides
+      if (ec) {
+        upstream_failed(BackendError::reset, 502, "upstream closed the connection");
+        return;
+      }
+      keep_alive_ = false;
+      phase_ = Phase::awaiting_response;
+      on_response_bytes();
+      return;
+    case Phase::awaiting_response:
+      if (ec) {
+        upstream_failed(BackendError::reset, 502, "upstream closed the connection before responding");
+        return;
+      }
+      on_response_bytes();
+      return;
+    case Phase::sending_response:
+      if (ec) {
+        if (resp_body_ == http::BodyKind::until_close) {
+          upstream_eof_ = true;
+          upstream_reusable_ = false;
+          send_response_part();
+        } else {
+          upstream_failed(BackendError::reset, 502, "upstream closed mid-response");
+        }
+        return;
+      }
+      send_response_part();
+      return;
+    case Phase::tunnel:
+      if (ec) {
+        close_now();
+        return;
+      }
+      pump_upstream_to_client();
+      return;
+    default:
+      (void)n;
+      return;
+  }
+}
+
+void ClientConnection::on_response_bytes() {
+  const LimitsConfig& lim = pin_->snap->config.limits;
+  for (;;) {
+    http::ResponseHead resp;
+    resp.headers = &w_.scratch_headers();
+    const http::ParseResult r = http::parse_response_head({up_->buf.read_ptr(), up_->buf.size()},
+                                                          lim.max_response_header_bytes, lim.max_headers * 2,
+                                                          head_request_, resp_scan_, resp);
+    if (r.kind == http::ParseResult::incomplete) {
+      set_deadline(read_timeout_ms());
+      up_->start_read();
+      return;
+    }
+    if (r.kind == http::ParseResult::error) {
+      upstream_failed(BackendError::invalid_response, 502, "invalid response from upstream");
+      return;
+    }
+    if (resp.status == 101) {
+      if (websocket_) start_tunnel(resp);
+      else upstream_failed(BackendError::invalid_response, 502, "unexpected 101 from upstream");
+      return;
+    }
+    if (resp.status < 200) {  // interim: the gateway answers 100-continue itself
+      up_->buf.consume(resp.head_bytes);
+      resp_scan_.reset();
+      if (up_->buf.empty()) {
+        set_deadline(read_timeout_ms());
+        up_->start_read();
+        return;
+      }
+      continue;
+    }
+    start_response(resp);
+    return;
+  }
+}
+
+void ClientConnection::start_response(const http::ResponseHead& resp) {
+  upstream_latency_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_upstream_).count();
+  w_.pool().record_success(*target_);
+  status_ = resp.status;
+  resp_body_ = resp.body;
+  resp_remaining_ = resp.content_length;
+  upstream_eof_ = false;
+  if (resp_body_ == http::BodyKind::chunked) {
+    resp_chunks_.set_limits({std::uint64_t{1} << 62, 4096, 8192});
+    resp_chunks_.reset();
+  }
+  upstream_reusable_ = resp.keep_alive && resp_body_ != http::BodyKind::until_close;
+  resp_chunked_out_ = false;
+  if (resp_body_ == http::BodyKind::chunked || resp_body_ == http::BodyKind::until_close) {
+    if (http10_) keep_alive_ = false;  // a 1.0 client learns the end of the body from the close
+    else resp_chunked_out_ = true;
+  }
+  if (!request_body_done_) keep_alive_ = false;
+  if (drain_requested_ || w_.draining()) keep_alive_ = false;
+  ClientResponseOptions o;
+  o.request_id = std::string_view(request_id_, request_id_len_);
+  o.chunked = resp_chunked_out_;
+  o.keep_alive = keep_alive_;
+  o.client_http10 = http10_;
+  out_head_.clear();
+  write_client_response_head(out_head_, resp, o);
+  up_->buf.consume(resp.head_bytes);
+  resp_scan_.reset();
+  resp_head_pending_ = true;
+  phase_ = Phase::sending_response;
+  send_response_part();
+}
+
+std::size_t ClientConnection::frame_response_body(std::size_t& n, bool& finished, http::ParseResult& err) {
+  Buffer& b = up_->buf;
+  switch (resp_body_) {
+    case http::BodyKind::none: finished = true; return 0;
+    case http::BodyKind::content_length: {
+      const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(resp_remaining_, b.size()));
+      if (k) iov_[n++] = asio::const_buffer(b.read_ptr(), k);
+      resp_remaining_ -= k;
+      finished = resp_remaining_ == 0;
+      return k;
+    }
+    case http::BodyKind::until_close: {
+      const std::size_t k = b.size();
+      if (k && resp_chunked_out_) {
+        const std::size_t h = http::write_chunk_header(chunk_hdr_[0], k);
+        iov_[n++] = asio::const_buffer(chunk_hdr_[0], h);
+        iov_[n++] = asio::const_buffer(b.read_ptr(), k);
+        iov_[n++] = asio::const_buffer(kCrlf, 2);
+      } else if (k) {
+        iov_[n++] = asio::const_buffer(b.read_ptr(), k);
+      }
+      if (upstream_eof_) {
+        finished = true;
+        if (resp_chunked_out_) iov_[n++] = asio::const_buffer(kLastChunk, 5);
+      }
+      return k;
+    }
+    case http::BodyKind::chunked: {
+      const std::string_view in(b.read_ptr(), b.size());
+      std::size_t consumed = 0;
+      for (std::size_t spans = 0; spans < kMaxSpans && consumed < in.size();) {
+        std::size_t used = 0;
+        std::string_view data;
+        const http::ParseResult r = resp_chunks_.feed(in.substr(consumed), used, data);
+        consumed += used;
+        if (r.kind == http::ParseResult::error) {
+          err = r;
+          return 0;
+        }
+        if (!data.empty()) {
+          if (resp_chunked_out_) {
+            const std::size_t h = http::write_chunk_header(chunk_hdr_[spans], data.size());
+            iov_[n++] = asio::const_buffer(chunk_hdr_[spans], h);
+            iov_[n++] = asio::const_buffer(data.data(), data.size());
+            iov_[n++] = asio::const_buffer(kCrlf, 2);
+          } else {
+            iov_[n++] = asio::const_buffer(data.data(), data.size());
+          }
+          ++spans;
+        }
+        if (r.kind == http::ParseResult::complete) {
+          finished = true;
+          if (resp_chunked_out_) iov_[n++] = asio::const_buffer(kLastChunk, 5);
+          break;
+        }
+        if (used == 0) break;
+      }
+      return consumed;
+    }
+  }
+  return 0;
+}
+
+void ClientConnection::send_response_part() {
+  std::size_t n = 0;
+  if (resp_head_pending_) iov_[n++] = asio::const_buffer(out_head_.data(), out_head_.size());
+  bool finished = false;
+  http::ParseResult err = http::ParseResult::more();
+  const std::size_t consumed = frame_response_body(n, finished, err);
+  if (err.kind == http::ParseResult::error) {
+    upstream_failed(BackendError::invalid_response, 502, "invalid response body from upstream");
+    return;
+  }
+  if (n == 0) {
+    waiting_on_client_ = false;
+    set_deadline(read_timeout_ms());
+    up_->start_read();
+    return;
+  }
+  waiting_on_client_ = true;
+  set_deadline(w_.limits().send_timeout.count());
+  asio::async_write(sock_, IovSeq{iov_.data(), n},
+                    [self = ConnRef(this), consumed, finished](const boost::system::error_code& ec, std::size_t w) {
+                      self->on_response_part_written(ec, w, consumed, finished);
+                    });
+}
+
+void ClientConnection::on_response_part_written(const boost::system::error_code& ec, std::size_t written,
+                                                std::size_t consumed, bool finished) {
+  if (phase_ != Phase::sending_response) return;
+  bytes_out_ += written;
+  response_started_ = true;
+  resp_head_pending_ = false;
+  if (ec) {
+    close_now();
+    return;
+  }
+  up_->buf.consume(consumed);
+  if (!finished) {
+    send_response_part();
+    return;
+  }
+  // Bytes after a complete response mean the upstream's framing is off: never reuse it.
+  release_upstream(upstream_reusable_ && up_->buf.empty() && !early_response_);
+  finish_request();
+}
+
+bool ClientConnection::can_retry() const {
+  // Only a stale pooled connection (closed by the target while idle) before any response byte,
+  // for a request without a body that is safe to repeat.
+  return up_ && up_->reused && up_->buf.empty() && req_body_ == http::BodyKind::none &&
+         idempotent(method_bit_) && !response_started_ && attempts_ < 8 &&
+         (phase_ == Phase::sending_request || phase_ == Phase::awaiting_response);
+}
+
+void ClientConnection::upstream_failed(BackendError kind, std::uint16_t status, const char* message) {
+  if (kind == BackendError::reset && can_retry()) {
+    if (target_idx_ >= 0 && target_idx_ < 64) tried_targets_ &= ~(std::uint64_t{1} << target_idx_);
+    release_upstream(false);
+    start_upstream();  // same rules, fresh connection
+    return;
+  }
+  if (pin_) w_.metrics().backend_error(pin_->groups[upstream_index_].metrics_slot, kind);
+  if (target_ && kind != BackendError::reset) w_.pool().record_failure(*target_, monotonic_ms());
+  const bool nothing_sent = phase_ == Phase::connecting;
+  release_upstream(false);
+  if (kind == BackendError::connect && nothing_sent) {
+    start_upstream();  // another target, if any is left untried
+    return;
+  }
+  if (kind == BackendError::timeout) respond_error(504, message, !request_body_done_);
+  else respond_error(status, message, !request_body_done_);
+}
+
+void ClientConnection::release_upstream(bool reusable) {
+  UpstreamConnection* uc = up_;
+  if (!uc) return;
+  up_ = nullptr;
+  if (uc->target.active) uc->target.active--;
+  uc->owner = nullptr;
+  if (!(reusable && uc->state == UpstreamConnection::State::busy && w_.pool().put_idle(uc))) uc->close();
+  uc->release();
+}
+
+void ClientConnection::start_tunnel(const http::ResponseHead& resp) {
+  upstream_latency_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_upstream_).count();
+  status_ = 101;
+  keep_alive_ = false;
+  ClientResponseOptions o;
+  o.request_id = std::string_view(request_id_, request_id_len_);
+  o.upgrade = true;
+  out_head_.clear();
+  write_client_response_head(out_head_, resp, o);
+  up_->buf.consume(resp.head_bytes);
+  phase_ = Phase::tunnel;
+  set_deadline(w_.limits().idle_timeout.count());
+  // The 101 head is written first; then both directions run until either side closes.
+  asio::async_write(sock_, asio::buffer(out_head_), [self = ConnRef(this)](const boost::system::error_code& ec, std::size_t w) {
+    if (self->phase_ != Phase::tunnel) return;
+    self->bytes_out_ += w;
+    self->response_started_ = true;
+    if (ec) {
+      self->close_now();
+      return;
+    }
+    self->pump_upstream_to_client();
+    self->pump_client_to_upstream();
+  });
+}
+
+void ClientConnection::pump_upstream_to_client() {
+  if (up_->buf.empty()) {
+    up_->start_read();
+    return;
+  }
+  set_deadline(w_.limits().idle_timeout.count());
+  const std::size_t k = up_->buf.size();
+  asio::async_write(sock_, asio::const_buffer(up_->buf.read_ptr(), k),
+                    [self = ConnRef(this), k](const boost::system::error_code& ec, std::size_t) {
+                      if (self->phase_ != Phase::tunnel) return;
+                      if (ec) {
+                        self->close_now();
+                        return;
+                      }
+                      self->bytes_out_ += k;
+                      self->up_->buf.consume(k);
+                      self->pump_upstream_to_client();
+                    });
+}
+
+void ClientConnection::pump_client_to_upstream() {
+  if (rbuf_.empty()) {
+    read_client();
+    return;
+  }
+  set_deadline(w_.limits().idle_timeout.count());
+  const std::size_t k = rbuf_.size();
+  asio::async_write(up_->sock, asio::const_buffer(rbuf_.read_ptr(), k),
+                    [self = ConnRef(this), k](const boost::system::error_code& ec, std::size_t) {
+                      if (self->phase_ != Phase::tunnel) return;
+                      if (ec) {
+                        self->close_now();
+                        return;
+                      }
+                      self->bytes_in_ += k;
+                      self->rbuf_.consume(k);
+                      self->pump_client_to_upstream();
+                    });
+}
+
+}  // namespace lg

@@ -1,0 +1,64 @@
+// Per-worker keep-alive pools and passive health, one TargetState per upstream address.
+// Owned by one worker thread: no locks.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "config/config.hpp"
+
+namespace lg {
+
+class UpstreamConnection;
+class Worker;
+
+struct TargetState {
+  std::string key;  // "ip:port"
+  boost::asio::ip::tcp::endpoint endpoint;
+  std::vector<UpstreamConnection*> idle;  // most recently used last
+  std::uint32_t active = 0;               // requests in flight from this worker
+  std::uint32_t failures = 0;             // consecutive failures
+  std::int64_t down_until_ms = 0;         // passive health: skipped until then
+  // From the (last published) upstream group that names this address.
+  std::uint32_t max_idle = 64;
+  std::int64_t idle_timeout_ms = 60'000;
+  std::uint32_t max_requests = 10'000;
+  std::uint32_t failure_threshold = 3;
+  std::int64_t down_for_ms = 10'000;
+
+  bool usable(std::int64_t now_ms) const { return now_ms >= down_until_ms; }
+};
+
+class UpstreamPool {
+ public:
+  explicit UpstreamPool(Worker& w) : worker_(w) {}
+  ~UpstreamPool();
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
+
+  // Finds or creates the state for a target and applies the group's pool settings.
+  TargetState* target_for(const TargetConfig& t, const UpstreamConfig& group);
+
+  // Returns a pooled connection (ownership of the pool's reference passes to the caller) or null.
+  UpstreamConnection* take_idle(TargetState& t);
+  // Pools a connection after a complete, reusable exchange. The pool takes its own reference.
+  // Returns false (and the caller closes it) when the pool is full or the connection is worn out.
+  bool put_idle(UpstreamConnection* c);
+  // Drops a pooled connection that the target closed or that idled out.
+  void forget(UpstreamConnection* c);
+
+  void record_success(TargetState& t) { t.failures = 0; }
+  void record_failure(TargetState& t, std::int64_t now_ms);
+
+  void close_all_idle();
+
+ private:
+  Worker& worker_;
+  std::unordered_map<std::string, std::unique_ptr<TargetState>> targets_;
+};
+
+}  // namespace lg
