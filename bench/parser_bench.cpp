@@ -63,9 +63,9 @@ void bench_request(int iters) {
   const auto t0 = Clock::now();
   run(iters);
   const double s = seconds_since(t0);
-  std::printf("request head   (%zu B, %zu fields): %8.1f ns/op  %7.0f MB/s  %s\n",
-              kRequest.size(), headers.size(), s * 1e9 / iters,
-              kRequest.size() * double(iters) / s / 1e6, failures ? "FAILED" : "ok");
+  std::printf("request head   (%zu B, %zu fields): %8.1f ns/op  %7.0f MB/s  %s\n", kRequest.size(),
+              headers.size(), s * 1e9 / iters, kRequest.size() * double(iters) / s / 1e6,
+              failures ? "FAILED" : "ok");
 }
 
 void bench_request_incremental(int iters) {
@@ -81,7 +81,8 @@ void bench_request_incremental(int iters) {
   for (int i = 0; i < iters; ++i) {
     HeadScan scan;
     ParseResult r = ParseResult::more();
-    for (std::size_t cut : cuts) r = parse_request_head(std::string_view(kRequest).substr(0, cut), limits, scan, head);
+    for (std::size_t cut : cuts)
+      r = parse_request_head(std::string_view(kRequest).substr(0, cut), limits, scan, head);
     failures += r.kind != ParseResult::complete;
     sink(head);
   }

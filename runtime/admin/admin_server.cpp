@@ -36,7 +36,10 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
   void read() {
     sock_.async_read_some(asio::buffer(buf_.data() + used_, buf_.size() - used_),
                           [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-                            if (ec) return self->timer_.cancel();
+                            if (ec) {
+                              self->timer_.cancel();
+                              return;
+                            }
                             self->used_ += n;
                             self->on_bytes();
                           });

@@ -2,6 +2,8 @@
 // syntax, decimal numbers. Nothing here allocates or throws.
 #include "http/message.hpp"
 
+#include <cstring>
+
 namespace lg::http {
 namespace {
 
@@ -46,7 +48,31 @@ bool iequals_lower(std::string_view s, std::string_view lower_literal) {
   return true;
 }
 
-const char* parse_field_line(const char*& p, Header& out) {
+bool valid_field_value(const char* p, const char* e) {
+  // Eight bytes at a time: a word with no byte < 0x20 and no DEL is all valid (obs-text has the
+  // high bit set and is never flagged). Words that are flagged (HTAB, or a real error) are
+  // checked byte by byte.
+  constexpr std::uint64_t k01 = 0x0101010101010101ULL, k80 = 0x8080808080808080ULL;
+  while (e - p >= 8) {
+    std::uint64_t x;
+    std::memcpy(&x, p, 8);
+    const std::uint64_t below_20 = (x - 0x20 * k01) & ~x & k80;
+    const std::uint64_t del = x ^ (0x7f * k01);
+    const std::uint64_t is_del = (del - k01) & ~del & k80;
+    if ((below_20 | is_del) != 0) {
+      for (int i = 0; i < 8; ++i) {
+        if (!has_class(p[i], kFieldVchar)) return false;
+      }
+    }
+    p += 8;
+  }
+  for (; p < e; ++p) {
+    if (!has_class(*p, kFieldVchar)) return false;
+  }
+  return true;
+}
+
+const char* parse_field_line(const char*& p, const char* end, Header& out) {
   const char* q = p;
   if (has_class(*q, kOws)) return "obs-fold or whitespace before a field name";
   while (has_class(*q, kTchar)) ++q;
@@ -61,9 +87,11 @@ const char* parse_field_line(const char*& p, Header& out) {
   ++q;
   while (has_class(*q, kOws)) ++q;
   const char* v = q;
-  while (has_class(*q, kFieldVchar)) ++q;
-  if (*q != '\r') return "invalid byte in field value";
+  // The head ends in CRLF, so a CR is always found; a CR not followed by LF is a bare CR.
+  q = static_cast<const char*>(std::memchr(q, '\r', static_cast<std::size_t>(end - q)));
+  if (q == nullptr || q + 1 >= end) return "field line without CRLF";
   if (q[1] != '\n') return "bare CR in field line";
+  if (!valid_field_value(v, q)) return "invalid byte in field value";
   const char* ve = q;
   while (ve > v && has_class(ve[-1], kOws)) --ve;
   out.value = std::string_view(v, static_cast<std::size_t>(ve - v));

@@ -94,12 +94,14 @@ constexpr std::array<std::uint8_t, 256> make_byte_classes() {
     std::uint8_t v = 0;
     const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
     const bool digit = c >= '0' && c <= '9';
-    if (alpha || digit || tspecial.find(static_cast<char>(c)) != std::string_view::npos) v |= kTchar;
+    const bool special = tspecial.find(static_cast<char>(c)) != std::string_view::npos;
+    const bool sub = subdelim.find(static_cast<char>(c)) != std::string_view::npos;
+    if (alpha || digit || special) v |= kTchar;
     if ((c >= 0x21 && c <= 0x7e) || c >= 0x80 || c == ' ' || c == '\t') v |= kFieldVchar;
     if (c >= 0x21 && c <= 0x7e && c != '#') v |= kTargetChar;
     if (digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) v |= kHexDigit;
     if (digit) v |= kDigit;
-    if (alpha || digit || subdelim.find(static_cast<char>(c)) != std::string_view::npos) v |= kRegName;
+    if (alpha || digit || sub) v |= kRegName;
     if (c == ' ' || c == '\t') v |= kOws;
     t[static_cast<std::size_t>(c)] = v;
   }
@@ -114,10 +116,13 @@ inline bool has_class(char c, std::uint8_t cls) {
 // Case-insensitive comparison against a lower-case ASCII literal.
 bool iequals_lower(std::string_view s, std::string_view lower_literal);
 
-// Parses one field line "name:OWS value OWS CRLF" starting at `p`. The line must lie inside a head
-// already known to end in CRLF (the CR stops every loop). On success fills `out`, moves `p` past
-// the CRLF and returns nullptr; otherwise returns a static reason and leaves `p` unspecified.
-const char* parse_field_line(const char*& p, Header& out);
+// Parses one field line "name:OWS value OWS CRLF" starting at `p`, inside a head [.., end) already
+// known to end in CRLF. On success fills `out`, moves `p` past the CRLF and returns nullptr;
+// otherwise returns a static reason and leaves `p` unspecified.
+const char* parse_field_line(const char*& p, const char* end, Header& out);
+
+// True if every byte of [p, e) is a field-value byte (VCHAR, obs-text, SP, HTAB).
+bool valid_field_value(const char* p, const char* e);
 
 // Iterates the elements of a comma-separated list, OWS trimmed, empty elements included
 // ("a, ,b" yields "a", "", "b"; "" yields one empty element).

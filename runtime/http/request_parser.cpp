@@ -103,28 +103,18 @@ bool valid_host(std::string_view h) {
   return port <= 65535;
 }
 
-std::uint16_t method_bit(std::string_view m) {
-  switch (m.size()) {
-    case 3:
-      if (m == "GET") return M_GET;
-      if (m == "PUT") return M_PUT;
-      break;
-    case 4:
-      if (m == "HEAD") return M_HEAD;
-      if (m == "POST") return M_POST;
-      break;
-    case 5:
-      if (m == "PATCH") return M_PATCH;
-      if (m == "TRACE") return M_TRACE;
-      break;
-    case 6:
-      if (m == "DELETE") return M_DELETE;
-      break;
-    case 7:
-      if (m == "OPTIONS") return M_OPTIONS;
-      break;
-    default:
-      break;
+struct KnownMethod {
+  std::string_view name;
+  std::uint16_t bit;
+};
+constexpr KnownMethod kKnownMethods[] = {
+    {"GET", M_GET},       {"POST", M_POST},   {"HEAD", M_HEAD},     {"PUT", M_PUT},
+    {"DELETE", M_DELETE}, {"PATCH", M_PATCH}, {"OPTIONS", M_OPTIONS}, {"TRACE", M_TRACE},
+};
+
+std::uint16_t method_bit(std::string_view m) {  // case-sensitive (RFC 9110 §9.1)
+  for (const KnownMethod& k : kKnownMethods) {
+    if (m == k.name) return k.bit;
   }
   return 0;
 }
@@ -391,7 +381,9 @@ ParseResult parse_request_head(std::string_view buf, const RequestLimits& limits
   const char* b = buf.data();
   std::vector<Header>* headers = out.headers;
   if (start_seen_before) {  // the request line was parsed in an earlier call: refresh its views
-    parse_request_line(b + scan.leading_empty * 2, b + scan.start_line_end, limits, false, out);
+    ParseResult r = parse_request_line(b + scan.leading_empty * 2, b + scan.start_line_end,
+                                       limits, false, out);
+    if (r.kind == ParseResult::error) return r;
   }
   const bool absolute_form = !out.host.empty();  // the request line set it from the authority
   out.head_bytes = scan.head_end;
@@ -403,10 +395,13 @@ ParseResult parse_request_head(std::string_view buf, const RequestLimits& limits
   if (headers) headers->clear();
 
   Fields f;
+  const char* const head_end = b + scan.head_end;
   const char* p = b + scan.start_line_end + 2;
   while (!(p[0] == '\r' && p[1] == '\n')) {
     Header h;
-    if (const char* why = detail::parse_field_line(p, h)) return ParseResult::fail(400, why);
+    if (const char* why = detail::parse_field_line(p, head_end, h)) {
+      return ParseResult::fail(400, why);
+    }
     if (headers) headers->push_back(h);
     ParseResult r = note_field(h, f, out);
     if (r.kind == ParseResult::error) return r;

@@ -167,7 +167,10 @@ ParseResult parse_response_head(std::string_view buf, std::size_t max_header_byt
   }
 
   const char* b = buf.data();
-  if (start_seen_before) parse_status_line(b, b + scan.start_line_end, out);  // refresh views
+  if (start_seen_before) {  // parsed in an earlier call: refresh the views
+    ParseResult r = parse_status_line(b, b + scan.start_line_end, out);
+    if (r.kind == ParseResult::error) return r;
+  }
   out.head_bytes = scan.head_end;
   out.body = BodyKind::none;
   out.content_length = 0;
@@ -177,10 +180,13 @@ ParseResult parse_response_head(std::string_view buf, std::size_t max_header_byt
   if (headers) headers->clear();
 
   Fields f;
+  const char* const head_end = b + scan.head_end;
   const char* p = b + scan.start_line_end + 2;
   while (!(p[0] == '\r' && p[1] == '\n')) {
     Header h;
-    if (const char* why = detail::parse_field_line(p, h)) return ParseResult::fail(502, why);
+    if (const char* why = detail::parse_field_line(p, head_end, h)) {
+      return ParseResult::fail(502, why);
+    }
     if (headers) headers->push_back(h);
     note_field(h, f, out);
   }

@@ -153,6 +153,11 @@ void ClientConnection::handle_request() {
   bytes_in_ = head_.head_bytes;
   assign_request_id(find_header(*head_.headers, "x-request-id"));
 
+  if (head_.target == "*") {  // OPTIONS * asks about the server, not a route: not proxied
+    path_.assign("*");
+    respond_error(400, "asterisk-form request-target is not supported", false);
+    return;
+  }
   if (const char* bad = normalize_path(head_.path, path_)) {
     path_.assign(head_.path);
     respond_error(400, bad, true);

@@ -206,13 +206,13 @@ void RouteTrie::freeze() {
   for (const std::string& n : name_store_) names_.emplace_back(n);
 }
 
-bool RouteTrie::edge_is(const Edge& e, const char* seg, std::uint32_t len) const {
+[[gnu::always_inline]] inline bool RouteTrie::edge_is(const Edge& e, const char* seg, std::uint32_t len) const {
   if (e.seg_len != len) return false;
   if (len <= sizeof e.head) return same_bytes(e.head, seg, len);
   return same_bytes(segs_.data() + e.seg_off, seg, len);
 }
 
-std::uint32_t RouteTrie::find_static(const Node& node, std::uint32_t node_index, const char* seg,
+[[gnu::always_inline]] inline std::uint32_t RouteTrie::find_static(const Node& node, std::uint32_t node_index, const char* seg,
                                      std::uint32_t len) const {
   if (node.edge_count <= kLinearMax) {
     const Edge* e = edges_.data() + node.edge_begin;
@@ -229,7 +229,7 @@ std::uint32_t RouteTrie::find_static(const Node& node, std::uint32_t node_index,
   }
 }
 
-const RouteTrie::Entry* RouteTrie::pick(const Entry* begin, std::uint32_t count,
+[[gnu::always_inline]] inline const RouteTrie::Entry* RouteTrie::pick(const Entry* begin, std::uint32_t count,
                                         std::uint16_t method) {
   for (std::uint32_t k = 0; k < count; ++k) {
     if (begin[k].methods & method) return begin + k;
@@ -263,7 +263,7 @@ void RouteTrie::note_prefix(const Node& node, std::uint32_t rest, TrieMatch& m,
   }
 }
 
-bool RouteTrie::try_exact(const Node& node, TrieMatch& m, Prefix& best) const {
+[[gnu::always_inline]] inline bool RouteTrie::try_exact(const Node& node, TrieMatch& m, Prefix& best) const {
   const Entry* list = entries_.data() + node.exact_begin;
   if (const Entry* e = pick(list, node.exact_count, m.method)) {
     m.found = true;

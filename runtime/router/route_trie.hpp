@@ -172,8 +172,10 @@ class RouteTrie {
   std::vector<Edge> edges_;
   std::vector<Entry> entries_;
   std::string segs_;                     // static segment bytes
-  std::vector<std::string> name_store_;  // param names (owned; reserved, never reallocated after freeze)
-  std::vector<std::string_view> names_;  // views into name_store_, per entry
+  std::vector<std::string> name_store_;  // param names; each entry's names are contiguous
+  // Views into name_store_ (made by freeze()). The strings live in the vector's heap block,
+  // so the views survive moves of the trie and of the Router.
+  std::vector<std::string_view> names_;
   std::vector<Edge> table_;  // open addressing, for the edges of nodes with a large fan-out
   std::uint64_t table_mask_ = 0;
   std::vector<BuildNode> build_;

@@ -1,12 +1,11 @@
 // Strict chunked decoder: sizes, extensions, CRLFs, trailers, limits, arbitrary input splits.
-#include <catch2/catch.hpp>
+#include "http/chunked.hpp"
 
+#include <catch2/catch.hpp>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
-
-#include "http/chunked.hpp"
 
 using namespace lg::http;
 using namespace std::string_literals;
@@ -78,9 +77,8 @@ Decoded decode(std::string_view in, ChunkedDecoder::Limits lim = default_limits(
   CHECK(bytewise == once);
   for (unsigned seed = 1; seed <= 3; ++seed) {
     std::mt19937 rng(seed);
-    Decoded random = decode_with(in, lim, [&] {
-      return std::uniform_int_distribution<std::size_t>(1, 40)(rng);
-    });
+    Decoded random = decode_with(
+        in, lim, [&] { return std::uniform_int_distribution<std::size_t>(1, 40)(rng); });
     CHECK(random == once);
   }
   return once;
@@ -149,12 +147,11 @@ TEST_CASE("chunked: data comes back as views into the input, one span per call",
 }
 
 TEST_CASE("chunked: chunk-size syntax", "[http]") {
-  for (const char* bad : {" 5\r\nhello\r\n0\r\n\r\n", "0x5\r\nhello\r\n0\r\n\r\n",
-                          "-5\r\nhello\r\n0\r\n\r\n", "+5\r\nhello\r\n0\r\n\r\n",
-                          "\r\nhello\r\n0\r\n\r\n", "g\r\n", "5 \r\nhello\r\n0\r\n\r\n",
-                          "5\t\r\nhello\r\n0\r\n\r\n", "5\nhello\r\n0\r\n\r\n",
-                          "5\rhello\r\n0\r\n\r\n", "5\r\r\nhello\r\n0\r\n\r\n", ";a\r\n",
-                          "5_\r\nhello\r\n0\r\n\r\n"}) {
+  for (const char* bad :
+       {" 5\r\nhello\r\n0\r\n\r\n", "0x5\r\nhello\r\n0\r\n\r\n", "-5\r\nhello\r\n0\r\n\r\n",
+        "+5\r\nhello\r\n0\r\n\r\n", "\r\nhello\r\n0\r\n\r\n", "g\r\n", "5 \r\nhello\r\n0\r\n\r\n",
+        "5\t\r\nhello\r\n0\r\n\r\n", "5\nhello\r\n0\r\n\r\n", "5\rhello\r\n0\r\n\r\n",
+        "5\r\r\nhello\r\n0\r\n\r\n", ";a\r\n", "5_\r\nhello\r\n0\r\n\r\n"}) {
     INFO(bad);
     CHECK(status_of(bad) == 400);
   }
@@ -185,24 +182,24 @@ TEST_CASE("chunked: size overflow and body limit", "[http]") {
 }
 
 TEST_CASE("chunked: extensions", "[http]") {
-  for (const char* ok : {"5;a\r\nhello\r\n0\r\n\r\n", "5;a=b\r\nhello\r\n0\r\n\r\n",
-                         "5 ; a = b ; c\r\nhello\r\n0\r\n\r\n",
-                         "5;a=\"q \\\"x\\\" ;=\"\r\nhello\r\n0\r\n\r\n",
-                         "5;a=\"\"\r\nhello\r\n0\r\n\r\n",
-                         "5\t;\ta\t=\t\"\xC3\xA9\"\r\nhello\r\n0;last=1\r\n\r\n"}) {
+  for (const char* ok :
+       {"5;a\r\nhello\r\n0\r\n\r\n", "5;a=b\r\nhello\r\n0\r\n\r\n",
+        "5 ; a = b ; c\r\nhello\r\n0\r\n\r\n", "5;a=\"q \\\"x\\\" ;=\"\r\nhello\r\n0\r\n\r\n",
+        "5;a=\"\"\r\nhello\r\n0\r\n\r\n",
+        "5\t;\ta\t=\t\"\xC3\xA9\"\r\nhello\r\n0;last=1\r\n\r\n"}) {
     INFO(ok);
     Decoded d = decode(ok);
     CHECK(d.kind == ParseResult::complete);
     CHECK(d.data == "hello");
   }
-  for (const char* bad : {"5;\r\nhello\r\n0\r\n\r\n", "5;a=\r\nhello\r\n0\r\n\r\n",
-                          "5;a b\r\nhello\r\n0\r\n\r\n", "5;a=b c\r\nhello\r\n0\r\n\r\n",
-                          "5;a \r\nhello\r\n0\r\n\r\n", "5;a=b \r\nhello\r\n0\r\n\r\n",
-                          "5;a=\"open\r\nhello\r\n0\r\n\r\n", "5;a=\"x\"y\r\nhello\r\n0\r\n\r\n",
-                          "5;a=b\nhello\r\n0\r\n\r\n", "5;a=b\rhello\r\n0\r\n\r\n",
-                          "5;a=b\r\r\nhello\r\n0\r\n\r\n", "5;a\x01\r\nhello\r\n0\r\n\r\n",
-                          "5;a=\"\x01\"\r\nhello\r\n0\r\n\r\n", "5;(\r\nhello\r\n0\r\n\r\n",
-                          "5;a=@\r\nhello\r\n0\r\n\r\n"}) {
+  for (const char* bad :
+       {"5;\r\nhello\r\n0\r\n\r\n", "5;a=\r\nhello\r\n0\r\n\r\n", "5;a b\r\nhello\r\n0\r\n\r\n",
+        "5;a=b c\r\nhello\r\n0\r\n\r\n", "5;a \r\nhello\r\n0\r\n\r\n",
+        "5;a=b \r\nhello\r\n0\r\n\r\n", "5;a=\"open\r\nhello\r\n0\r\n\r\n",
+        "5;a=\"x\"y\r\nhello\r\n0\r\n\r\n", "5;a=b\nhello\r\n0\r\n\r\n",
+        "5;a=b\rhello\r\n0\r\n\r\n", "5;a=b\r\r\nhello\r\n0\r\n\r\n",
+        "5;a\x01\r\nhello\r\n0\r\n\r\n", "5;a=\"\x01\"\r\nhello\r\n0\r\n\r\n",
+        "5;(\r\nhello\r\n0\r\n\r\n", "5;a=@\r\nhello\r\n0\r\n\r\n"}) {
     INFO(bad);
     CHECK(status_of(bad) == 400);
   }
@@ -233,11 +230,13 @@ TEST_CASE("chunked: trailer section", "[http]") {
   CHECK(t.kind == ParseResult::complete);
   CHECK(t.data == "hello");  // trailers are dropped
   CHECK(t.consumed == std::string_view("5\r\nhello\r\n0\r\nContent-Length: 50\r\nX-T:\tv a\r\n"
-                                       "Empty:\r\n\r\n").size());
-  for (const char* bad : {"0\r\n: v\r\n\r\n", "0\r\nX v\r\n\r\n", "0\r\nX : v\r\n\r\n",
-                          "0\r\nNoColon\r\n\r\n", "0\r\n X: v\r\n\r\n", "0\r\nX: a\r\n b\r\n\r\n",
-                          "0\r\nX: a\x01\r\n\r\n", "0\r\nX: a\x7f\r\n\r\n", "0\r\nX: a\nY: b\r\n\r\n",
-                          "0\r\nX: a\rY: b\r\n\r\n", "0\r\n\n", "0\r\n\rX", "0\r\nX\xC3\xA9: v\r\n\r\n"}) {
+                                       "Empty:\r\n\r\n")
+                          .size());
+  for (const char* bad :
+       {"0\r\n: v\r\n\r\n", "0\r\nX v\r\n\r\n", "0\r\nX : v\r\n\r\n", "0\r\nNoColon\r\n\r\n",
+        "0\r\n X: v\r\n\r\n", "0\r\nX: a\r\n b\r\n\r\n", "0\r\nX: a\x01\r\n\r\n",
+        "0\r\nX: a\x7f\r\n\r\n", "0\r\nX: a\nY: b\r\n\r\n", "0\r\nX: a\rY: b\r\n\r\n", "0\r\n\n",
+        "0\r\n\rX", "0\r\nX\xC3\xA9: v\r\n\r\n"}) {
     INFO(bad);
     CHECK(status_of(bad) == 400);
   }

@@ -1,6 +1,7 @@
 // Strict request-head parser: every rule, incremental parsing, limits.
-#include <catch2/catch.hpp>
+#include "http/request_parser.hpp"
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -13,7 +14,6 @@
 
 #include "config/config.hpp"
 #include "http/chunked.hpp"
-#include "http/request_parser.hpp"
 
 using namespace lg::http;
 using namespace std::string_literals;
@@ -57,10 +57,9 @@ struct Summary {
 std::ostream& operator<<(std::ostream& os, const Summary& s) {
   os << "{kind=" << int(s.kind) << " status=" << s.status;
   if (s.kind == ParseResult::complete) {
-    os << " " << s.method << " " << s.target << " path=" << s.path << " query=" << s.query
-       << " 1." << s.version_minor << " host=" << s.host << " body=" << s.body
-       << " cl=" << s.content_length << " ka=" << s.keep_alive << " hb=" << s.head_bytes
-       << " headers=" << s.headers.size();
+    os << " " << s.method << " " << s.target << " path=" << s.path << " query=" << s.query << " 1."
+       << s.version_minor << " host=" << s.host << " body=" << s.body << " cl=" << s.content_length
+       << " ka=" << s.keep_alive << " hb=" << s.head_bytes << " headers=" << s.headers.size();
   }
   return os << "}";
 }
@@ -145,8 +144,9 @@ std::string get_with(std::string_view fields, std::string_view line = "GET / HTT
 }  // namespace
 
 TEST_CASE("request: simple GET", "[http]") {
-  Summary s = req("GET /index.html?a=1&b HTTP/1.1\r\nHost: gw.test\r\nUser-Agent: t\r\n"
-                  "Accept:*/*\r\n\r\nNEXT");
+  Summary s =
+      req("GET /index.html?a=1&b HTTP/1.1\r\nHost: gw.test\r\nUser-Agent: t\r\n"
+          "Accept:*/*\r\n\r\nNEXT");
   REQUIRE(s.kind == ParseResult::complete);
   CHECK(s.method == "GET");
   CHECK(s.method_bit == lg::M_GET);
@@ -160,7 +160,8 @@ TEST_CASE("request: simple GET", "[http]") {
   CHECK(s.keep_alive);
   CHECK_FALSE(s.expect_continue);
   CHECK(s.head_bytes == std::string_view("GET /index.html?a=1&b HTTP/1.1\r\nHost: gw.test\r\n"
-                                         "User-Agent: t\r\nAccept:*/*\r\n\r\n").size());
+                                         "User-Agent: t\r\nAccept:*/*\r\n\r\n")
+                            .size());
   REQUIRE(s.headers.size() == 3);
   CHECK(s.headers[0] == std::pair<std::string, std::string>("Host", "gw.test"));
   CHECK(s.headers[2] == std::pair<std::string, std::string>("Accept", "*/*"));
@@ -203,8 +204,9 @@ TEST_CASE("request: same RequestHead reused for a second request", "[http]") {
   RequestHead h;
   h.headers = &hv;
   HeadScan scan;
-  std::string a = "GET http://abs.test/x?q HTTP/1.1\r\nHost: abs.test\r\nConnection: close\r\n"
-                  "Content-Length: 3\r\n\r\n";
+  std::string a =
+      "GET http://abs.test/x?q HTTP/1.1\r\nHost: abs.test\r\nConnection: close\r\n"
+      "Content-Length: 3\r\n\r\n";
   REQUIRE(parse_request_head(a, test_limits(), scan, h).kind == ParseResult::complete);
   CHECK(h.host == "abs.test");
   CHECK_FALSE(h.keep_alive);
@@ -270,8 +272,8 @@ TEST_CASE("request: request-line separators", "[http]") {
 
 TEST_CASE("request: methods", "[http]") {
   const std::pair<const char*, std::uint16_t> known[] = {
-      {"GET", lg::M_GET},     {"HEAD", lg::M_HEAD},   {"POST", lg::M_POST},
-      {"PUT", lg::M_PUT},     {"DELETE", lg::M_DELETE}, {"PATCH", lg::M_PATCH},
+      {"GET", lg::M_GET},         {"HEAD", lg::M_HEAD},     {"POST", lg::M_POST},
+      {"PUT", lg::M_PUT},         {"DELETE", lg::M_DELETE}, {"PATCH", lg::M_PATCH},
       {"OPTIONS", lg::M_OPTIONS}, {"TRACE", lg::M_TRACE}};
   for (auto [name, bit] : known) {
     Summary s = req(std::string(name) + " / HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -387,7 +389,9 @@ TEST_CASE("request: target forms", "[http]") {
 }
 
 TEST_CASE("request: field-line syntax", "[http]") {
-  auto st = [](std::string_view field) { return status_of(get_with("Host: a\r\n"s + std::string(field))); };
+  auto st = [](std::string_view field) {
+    return status_of(get_with("Host: a\r\n"s + std::string(field)));
+  };
   CHECK(st("X-A: b\r\n") == 0);
   CHECK(st(lit("X-\0A: b\r\n")) == 400);
   CHECK(st("X-\xC3\xA9: v\r\n") == 400);
@@ -396,24 +400,50 @@ TEST_CASE("request: field-line syntax", "[http]") {
   CHECK(st("X-A\t: b\r\n") == 400);
   CHECK(st("NoColonHere\r\n") == 400);
   CHECK(st(": b\r\n") == 400);
-  CHECK(st("X-A: a\r\n b\r\n") == 400);     // obs-fold
-  CHECK(st("X-A: a\r\n\tb\r\n") == 400);    // obs-fold with HTAB
+  CHECK(st("X-A: a\r\n b\r\n") == 400);   // obs-fold
+  CHECK(st("X-A: a\r\n\tb\r\n") == 400);  // obs-fold with HTAB
   CHECK(st(lit("X-A: a\0b\r\n")) == 400);
-  CHECK(st("X-A: a\x0b" "b\r\n") == 400);
-  CHECK(st("X-A: a\x01" "b\r\n") == 400);
-  CHECK(st("X-A: a\x7f" "b\r\n") == 400);
-  CHECK(st("X-A: a\x1f" "b\r\n") == 400);
+  CHECK(st("X-A: a\x0b"
+           "b\r\n") == 400);
+  CHECK(st("X-A: a\x01"
+           "b\r\n") == 400);
+  CHECK(st("X-A: a\x7f"
+           "b\r\n") == 400);
+  CHECK(st("X-A: a\x1f"
+           "b\r\n") == 400);
   CHECK(status_of("GET / HTTP/1.1\r\n Host: a\r\n\r\n") == 400);
   CHECK(status_of("GET / HTTP/1.1\r\n\tHost: a\r\n\r\n") == 400);
 
-  Summary s = req(get_with("Host: a\r\nX-T: \t a \t b \t \r\nX-E:\r\nX-O: caf\xC3\xA9\r\n"
-                           "x-lower: \"q\"\r\n"));
+  Summary s =
+      req(get_with("Host: a\r\nX-T: \t a \t b \t \r\nX-E:\r\nX-O: caf\xC3\xA9\r\n"
+                   "x-lower: \"q\"\r\n"));
   REQUIRE(s.kind == ParseResult::complete);
   REQUIRE(s.headers.size() == 5);
   CHECK(s.headers[1].second == "a \t b");
   CHECK(s.headers[2].second.empty());
   CHECK(s.headers[3].second == "caf\xC3\xA9");
   CHECK(s.headers[4].first == "x-lower");
+}
+
+TEST_CASE("request: bad value bytes are found at every position of a long value", "[http]") {
+  const std::string value(41, 'v');
+  for (std::size_t pos = 0; pos < value.size(); ++pos) {
+    for (char bad : {'\0', '\x01', '\x0b', '\x1f', '\x7f', '\r', '\n'}) {
+      std::string v = value;
+      v[pos] = bad;
+      INFO("byte " << int(bad) << " at " << pos);
+      CHECK(parse_once(get_with("Host: a\r\nX-Long: " + v + "\r\n"), test_limits()).status == 400);
+    }
+    for (char fine : {'\t', ' ', '\x80', '\xff', '~', '"'}) {
+      std::string v = value;
+      v[pos] = fine;
+      INFO("byte " << int(fine) << " at " << pos);
+      Summary s = parse_once(get_with("Host: a\r\nX-Long: " + v + "\r\n"), test_limits());
+      REQUIRE(s.kind == ParseResult::complete);
+      const bool edge_ows = (fine == ' ' || fine == '\t') && (pos == 0 || pos + 1 == v.size());
+      CHECK(s.headers[1].second.size() == value.size() - (edge_ows ? 1 : 0));
+    }
+  }
 }
 
 TEST_CASE("request: header count and size limits", "[http]") {
@@ -427,10 +457,12 @@ TEST_CASE("request: header count and size limits", "[http]") {
   // Head exactly at max_header_bytes is fine; one byte more is 431 even when complete.
   RequestLimits lim = test_limits();
   const std::string base = get_with("Host: a\r\nX-Pad: \r\n");
-  const std::string exact = get_with("Host: a\r\nX-Pad: " + std::string(lim.max_header_bytes - base.size(), 'p') + "\r\n");
+  const std::string exact = get_with(
+      "Host: a\r\nX-Pad: " + std::string(lim.max_header_bytes - base.size(), 'p') + "\r\n");
   REQUIRE(exact.size() == lim.max_header_bytes);
   CHECK(status_of(exact) == 0);
-  const std::string over = get_with("Host: a\r\nX-Pad: " + std::string(lim.max_header_bytes - base.size() + 1, 'p') + "\r\n");
+  const std::string over = get_with(
+      "Host: a\r\nX-Pad: " + std::string(lim.max_header_bytes - base.size() + 1, 'p') + "\r\n");
   CHECK(status_of(over) == 431);
   CHECK(status_of(over + "BODY") == 431);
 }
@@ -456,7 +488,8 @@ TEST_CASE("request: 10,000 header fields fail fast with 431", "[http]") {
 }
 
 TEST_CASE("request: 70 KiB header fails with 431 before its end arrives", "[http]") {
-  std::string in = "GET / HTTP/1.1\r\nHost: gw.test\r\nX-Big: " + std::string(70 * 1024, 'b') + "\r\n\r\n";
+  std::string in =
+      "GET / HTTP/1.1\r\nHost: gw.test\r\nX-Big: " + std::string(70 * 1024, 'b') + "\r\n\r\n";
   RequestHead h;
   HeadScan scan;
   std::string buf;
@@ -490,9 +523,17 @@ TEST_CASE("request: Host", "[http]") {
     REQUIRE(s.kind == ParseResult::complete);
     CHECK(s.host == good);
   }
-  for (const char* bad : {"gw.test evil", "gw.test@internal.test", "user@h", "h/p", "h?q", "h#f",
-                          "h\\x", "h:", "h:99999", "h:123456", "h:8a", "[::1", "[]", "[::g]",
-                          "[::1]x", "h%zz", "h%4", ":80", "h:80:80", "h\tx", "h,i"}) {
+  for (const char* bad : {"gw.test evil", "gw.test@internal.test",
+                          "user@h",       "h/p",
+                          "h?q",          "h#f",
+                          "h\\x",         "h:",
+                          "h:99999",      "h:123456",
+                          "h:8a",         "[::1",
+                          "[]",           "[::g]",
+                          "[::1]x",       "h%zz",
+                          "h%4",          ":80",
+                          "h:80:80",      "h\tx",
+                          "h,i"}) {
     INFO(bad);
     CHECK(status_of("GET / HTTP/1.1\r\nHost: "s + bad + "\r\n\r\n") == 400);
   }
@@ -518,8 +559,10 @@ TEST_CASE("request: Content-Length", "[http]") {
     INFO(bad);
     CHECK(status_of(post(bad)) == 400);
   }
-  CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n") == 400);
-  CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 6\r\n\r\n") == 400);
+  CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n") ==
+        400);
+  CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 6\r\n\r\n") ==
+        400);
 
   CHECK(status_of(post("10485761")) == 413);
   CHECK(status_of(post("1099511627776")) == 413);
@@ -551,13 +594,14 @@ TEST_CASE("request: Transfer-Encoding", "[http]") {
     REQUIRE(s.kind == ParseResult::complete);
     CHECK(s.body == int(BodyKind::chunked));
   }
-  for (const char* bad : {"chunked, identity", "chunked, chunked", "identity, chunked",
-                          "gzip, chunked", "chunked,", ",chunked", "chunked, ,gzip", "",
-                          "chunked;q=1", "chunked\x0b", "\"chunked\""}) {
+  for (const char* bad :
+       {"chunked, identity", "chunked, chunked", "identity, chunked", "gzip, chunked", "chunked,",
+        ",chunked", "chunked, ,gzip", "", "chunked;q=1", "chunked\x0b", "\"chunked\""}) {
     INFO(bad);
     CHECK(status_of(te("Transfer-Encoding: "s + bad + "\r\n")) == 400);
   }
-  CHECK(status_of(te("Transfer-Encoding:\x0b" "chunked\r\n")) == 400);
+  CHECK(status_of(te("Transfer-Encoding:\x0b"
+                     "chunked\r\n")) == 400);
   CHECK(status_of(te("Transfer-Encoding: gzip\r\n")) == 501);
   CHECK(status_of(te("Transfer-Encoding: identity\r\n")) == 501);
   CHECK(status_of(te("Transfer-Encoding: gzip, deflate\r\n")) == 501);
@@ -582,8 +626,9 @@ TEST_CASE("request: Connection and keep-alive", "[http]") {
   CHECK_FALSE(req("GET / HTTP/1.0\r\n\r\n").keep_alive);
   CHECK(req("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keep_alive);
   CHECK(req("GET / HTTP/1.0\r\nConnection: X-Foo, Keep-Alive\r\n\r\n").keep_alive);
-  Summary two = req("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, x-a\r\n"
-                    "Connection: close\r\n\r\n");
+  Summary two =
+      req("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, x-a\r\n"
+          "Connection: close\r\n\r\n");
   CHECK_FALSE(two.keep_alive);
   CHECK(two.connection == "keep-alive, x-a");  // the first line's value
 }
@@ -593,13 +638,17 @@ TEST_CASE("request: Upgrade", "[http]") {
   Summary s = req(get_with(ws));
   CHECK(s.has_upgrade);
   CHECK(s.upgrade_websocket);
-  CHECK(req(get_with("Host: a\r\nUpgrade: WebSocket\r\nConnection: keep-alive, upgrade\r\n")).upgrade_websocket);
+  CHECK(req(get_with("Host: a\r\nUpgrade: WebSocket\r\nConnection: keep-alive, upgrade\r\n"))
+            .upgrade_websocket);
   CHECK_FALSE(req(get_with(ws, "POST / HTTP/1.1")).upgrade_websocket);
-  CHECK_FALSE(req(get_with("Upgrade: websocket\r\nConnection: Upgrade\r\n", "GET / HTTP/1.0")).upgrade_websocket);
+  CHECK_FALSE(req(get_with("Upgrade: websocket\r\nConnection: Upgrade\r\n", "GET / HTTP/1.0"))
+                  .upgrade_websocket);
   Summary no_conn = req(get_with("Host: a\r\nUpgrade: websocket\r\n"));
   CHECK(no_conn.has_upgrade);
   CHECK_FALSE(no_conn.upgrade_websocket);
-  Summary h2c = req(get_with("Host: a\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMA\r\nConnection: Upgrade, HTTP2-Settings\r\n"));
+  Summary h2c =
+      req(get_with("Host: a\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMA\r\nConnection: Upgrade, "
+                   "HTTP2-Settings\r\n"));
   CHECK(h2c.has_upgrade);
   CHECK_FALSE(h2c.upgrade_websocket);
   CHECK_FALSE(req(get_with("Host: a\r\n")).has_upgrade);
@@ -609,7 +658,9 @@ TEST_CASE("request: Expect", "[http]") {
   const std::string body = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n";
   CHECK(req(body + "Expect: 100-continue\r\n\r\n").expect_continue);
   CHECK(req(body + "Expect: 100-Continue\r\n\r\n").expect_continue);
-  CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n").expect_continue);
+  CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: "
+            "100-continue\r\n\r\n")
+            .expect_continue);
   Summary no_body = req("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n");
   REQUIRE(no_body.kind == ParseResult::complete);
   CHECK_FALSE(no_body.expect_continue);  // nothing to wait for
@@ -624,7 +675,8 @@ TEST_CASE("request: Expect", "[http]") {
 }
 
 TEST_CASE("request: pipelined requests", "[http]") {
-  const std::string two = "GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\n\r\n";
+  const std::string two =
+      "GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\n\r\n";
   Summary first = req(two);
   REQUIRE(first.kind == ParseResult::complete);
   CHECK(first.path == "/one");
@@ -648,9 +700,9 @@ std::string read_file(const std::filesystem::path& p) {
 
 // What the parser alone must decide for a case: an error status, or acceptance.
 struct Expect {
-  std::uint16_t status;        // 0 = accepted
-  bool chunked_body = false;   // the error (or success) comes from the chunked body
-  int requests = 1;            // pipelined requests that must all parse
+  std::uint16_t status;       // 0 = accepted
+  bool chunked_body = false;  // the error (or success) comes from the chunked body
+  int requests = 1;           // pipelined requests that must all parse
 };
 
 const std::map<std::string, Expect>& corpus_expectations() {

@@ -1,11 +1,11 @@
 // Strict upstream response-head parser: every malformed or ambiguous head is a 502.
-#include <catch2/catch.hpp>
+#include "http/response_parser.hpp"
+#include "http/status.hpp"
 
+#include <catch2/catch.hpp>
 #include <ostream>
 #include <string>
 #include <vector>
-
-#include "http/response_parser.hpp"
 
 using namespace lg::http;
 using namespace std::string_literals;
@@ -117,15 +117,14 @@ TEST_CASE("response: status line", "[http]") {
   CHECK(resp("HTTP/1.1 100 Continue\r\n\r\n").status == 100);
   CHECK(resp("HTTP/1.1 599 X\r\nContent-Length: 0\r\n\r\n").status == 599);
 
-  for (const char* bad : {"HTTP/1.1 099 X\r\n\r\n", "HTTP/1.1 600 X\r\n\r\n",
-                          "HTTP/1.1 2000 OK\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n",
-                          "HTTP/1.1 2x0 OK\r\n\r\n", "HTTP/2 200 OK\r\n\r\n",
-                          "HTTP/2.0 200 OK\r\n\r\n", "HTTP/0.9 200 OK\r\n\r\n",
-                          "http/1.1 200 OK\r\n\r\n", "HTTP/1.1  200 OK\r\n\r\n",
-                          "HTTP/1.1\t200 OK\r\n\r\n", "HTTP/1.1 200\tOK\r\n\r\n",
-                          "HTTP/1.1 200 O\x01K\r\n\r\n", "HTTP/1.1 200 O\x7fK\r\n\r\n",
-                          "HTTP/1.1 200 OK\rX\r\n\r\n", " HTTP/1.1 200 OK\r\n\r\n",
-                          "HTTP/1.1\r\n\r\n", "ICY 200 OK\r\n\r\n", "\r\nHTTP/1.1 200 OK\r\n\r\n"}) {
+  for (const char* bad :
+       {"HTTP/1.1 099 X\r\n\r\n", "HTTP/1.1 600 X\r\n\r\n", "HTTP/1.1 2000 OK\r\n\r\n",
+        "HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 2x0 OK\r\n\r\n", "HTTP/2 200 OK\r\n\r\n",
+        "HTTP/2.0 200 OK\r\n\r\n", "HTTP/0.9 200 OK\r\n\r\n", "http/1.1 200 OK\r\n\r\n",
+        "HTTP/1.1  200 OK\r\n\r\n", "HTTP/1.1\t200 OK\r\n\r\n", "HTTP/1.1 200\tOK\r\n\r\n",
+        "HTTP/1.1 200 O\x01K\r\n\r\n", "HTTP/1.1 200 O\x7fK\r\n\r\n", "HTTP/1.1 200 OK\rX\r\n\r\n",
+        " HTTP/1.1 200 OK\r\n\r\n", "HTTP/1.1\r\n\r\n", "ICY 200 OK\r\n\r\n",
+        "\r\nHTTP/1.1 200 OK\r\n\r\n"}) {
     INFO(bad);
     CHECK(error_of(bad) == 502);
   }
@@ -179,7 +178,9 @@ TEST_CASE("response: body framing", "[http]") {
   CHECK(body_of("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") == chunked);
   CHECK(body_of("HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n") == chunked);
   CHECK(body_of("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n") == chunked);
-  CHECK(body_of("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n") == chunked);
+  CHECK(
+      body_of("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n") ==
+      chunked);
 
   Resp gz = resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
   CHECK(gz.body == close);
@@ -189,20 +190,23 @@ TEST_CASE("response: body framing", "[http]") {
   CHECK_FALSE(plain.keep_alive);
 
   // Duplicate Content-Length: identical values are one value; differing ones are fatal.
-  CHECK(resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n").content_length == 5);
+  CHECK(resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n").content_length ==
+        5);
   CHECK(resp("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n").content_length == 5);
-  CHECK(resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 05\r\n\r\n").content_length == 5);
+  CHECK(resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 05\r\n\r\n").content_length ==
+        5);
 
-  for (const char* bad : {
-           "Content-Length: 5\r\nContent-Length: 6\r\n", "Content-Length: 5, 6\r\n",
-           "Content-Length: -1\r\n", "Content-Length: 0x5\r\n", "Content-Length: 5 5\r\n",
-           "Content-Length: \r\n", "Content-Length: 5,\r\n", "Content-Length: 18446744073709551616\r\n",
-           "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
-           "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
-           "Transfer-Encoding: chunked, gzip\r\n", "Transfer-Encoding: chunked, chunked\r\n",
-           "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
-           "Transfer-Encoding: chunked, \r\n", "Transfer-Encoding: \r\n",
-           "Transfer-Encoding: chunked;x=1\r\n"}) {
+  for (const char* bad :
+       {"Content-Length: 5\r\nContent-Length: 6\r\n", "Content-Length: 5, 6\r\n",
+        "Content-Length: -1\r\n", "Content-Length: 0x5\r\n", "Content-Length: 5 5\r\n",
+        "Content-Length: \r\n", "Content-Length: 5,\r\n",
+        "Content-Length: 18446744073709551616\r\n",
+        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        "Transfer-Encoding: chunked, gzip\r\n", "Transfer-Encoding: chunked, chunked\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked, \r\n", "Transfer-Encoding: \r\n",
+        "Transfer-Encoding: chunked;x=1\r\n"}) {
     INFO(bad);
     CHECK(error_of("HTTP/1.1 200 OK\r\n"s + bad + "\r\n") == 502);
   }
@@ -219,14 +223,49 @@ TEST_CASE("response: keep-alive", "[http]") {
   CHECK_FALSE(resp("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive);
   CHECK(resp("HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n").keep_alive);
   CHECK_FALSE(resp("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n").keep_alive);  // until close
-  CHECK_FALSE(resp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: x\r\nConnection: close\r\n\r\n").keep_alive);
+  CHECK_FALSE(
+      resp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: x\r\nConnection: close\r\n\r\n")
+          .keep_alive);
 }
 
 TEST_CASE("response: pipelined bytes after the head are left alone", "[http]") {
-  const std::string in = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 204 No Content\r\n\r\n";
+  const std::string in =
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 204 No Content\r\n\r\n";
   Resp r = resp(in);
   REQUIRE(r.kind == ParseResult::complete);
   CHECK(r.head_bytes == 38);
   Resp second = resp(std::string_view(in).substr(r.head_bytes + 2));
   CHECK(second.status == 204);
+}
+
+TEST_CASE("reason_phrase", "[http]") {
+  CHECK(reason_phrase(100) == "Continue");
+  CHECK(reason_phrase(101) == "Switching Protocols");
+  CHECK(reason_phrase(200) == "OK");
+  CHECK(reason_phrase(206) == "Partial Content");
+  CHECK(reason_phrase(301) == "Moved Permanently");
+  CHECK(reason_phrase(304) == "Not Modified");
+  CHECK(reason_phrase(308) == "Permanent Redirect");
+  CHECK(reason_phrase(400) == "Bad Request");
+  CHECK(reason_phrase(413) == "Content Too Large");
+  CHECK(reason_phrase(414) == "URI Too Long");
+  CHECK(reason_phrase(417) == "Expectation Failed");
+  CHECK(reason_phrase(429) == "Too Many Requests");
+  CHECK(reason_phrase(431) == "Request Header Fields Too Large");
+  CHECK(reason_phrase(451) == "Unavailable For Legal Reasons");
+  CHECK(reason_phrase(501) == "Not Implemented");
+  CHECK(reason_phrase(502) == "Bad Gateway");
+  CHECK(reason_phrase(505) == "HTTP Version Not Supported");
+  const std::uint16_t standard[] = {100, 101, 200, 201, 202, 203, 204, 205, 206, 301, 302, 303,
+                                    304, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408,
+                                    409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 426,
+                                    428, 429, 431, 451, 500, 501, 502, 503, 504, 505};
+  for (std::uint16_t code : standard) {
+    INFO(code);
+    CHECK(reason_phrase(code) != "Unknown");
+  }
+  CHECK(reason_phrase(0) == "Unknown");
+  CHECK(reason_phrase(299) == "Unknown");
+  CHECK(reason_phrase(599) == "Unknown");
+  CHECK(reason_phrase(1000) == "Unknown");
 }

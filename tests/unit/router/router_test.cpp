@@ -252,6 +252,62 @@ TEST_CASE("router: host priority", "[router]") {
   CHECK(r.match(std::string(255, 'a'), "/x", M_GET).route == 0);
 }
 
+TEST_CASE("router: wildcard suffix only at a label boundary", "[router]") {
+  Router r({route("wild", {"/x"}, kAllMethods, {"*.example.com"}),
+            route("short", {"/x"}, kAllMethods, {"*.com"})});
+  CHECK(r.match("a.example.com", "/x", M_GET).route == 0);
+  CHECK(r.match("foo.bar-example.com", "/x", M_GET).route == 1);
+  CHECK(r.match("example.com", "/x", M_GET).route == 1);
+  CHECK(r.match("com", "/x", M_GET).kind == RouteMatchResult::not_found);
+  CHECK(r.match(".com", "/x", M_GET).kind == RouteMatchResult::not_found);
+}
+
+TEST_CASE("router: large fan-out nodes", "[router]") {
+  // More than a handful of children per node switches to the hash table; the same segment
+  // under different parents must not be confused.
+  std::vector<RouteConfig> routes;
+  for (int i = 0; i < 100; ++i) {
+    routes.push_back(route("a" + std::to_string(i), {"/svc" + std::to_string(i) + "/items"}));
+  }
+  for (int i = 0; i < 50; ++i) {
+    routes.push_back(route("b" + std::to_string(i),
+                           {"/svc7/items/k" + std::to_string(i) + "/v" + std::to_string(i)}));
+  }
+  routes.push_back(route("param", {"/svc7/items/:k/w"}));
+  routes.push_back(route("long", {"/a-segment-longer-than-sixteen-bytes-" + std::string(40, 'z')}));
+  Router r(routes);
+  for (int i = 0; i < 100; ++i) {
+    auto m = r.match("", "/svc" + std::to_string(i) + "/items", M_GET);
+    REQUIRE(m.kind == RouteMatchResult::found);
+    CHECK(m.route == static_cast<std::uint32_t>(i));
+  }
+  CHECK(r.match("", "/svc100/items", M_GET).kind == RouteMatchResult::not_found);
+  CHECK(r.match("", "/svc7/items/k3/v3", M_GET).route == 103);
+  CHECK(r.match("", "/svc7/items/k3/v4", M_GET).kind == RouteMatchResult::not_found);
+  auto m = r.match("", "/svc7/items/k3/w", M_GET);  // hashed static child dead-ends: param
+  CHECK(m.route == 150);
+  CHECK(param(m, "k") == "k3");
+  CHECK(r.match("", "/a-segment-longer-than-sixteen-bytes-" + std::string(40, 'z'), M_GET).route ==
+        151);
+  CHECK(r.match("", "/a-segment-longer-than-sixteen-bytes-" + std::string(39, 'z') + "y", M_GET)
+            .kind == RouteMatchResult::not_found);
+}
+
+TEST_CASE("router: empty table and unknown methods", "[router]") {
+  Router empty({});
+  CHECK(empty.match("h", "/", M_GET).kind == RouteMatchResult::not_found);
+  Router r({route("all", {"/x"})});
+  auto m = r.match("", "/x", 0);  // a method without a bit (e.g. PROPFIND): 405
+  REQUIRE(m.kind == RouteMatchResult::method_not_allowed);
+  CHECK(m.allow == kAllMethods);
+  CHECK(r.match("", "x", M_GET).kind == RouteMatchResult::not_found);  // not a normalized path
+  // No paths: the route matches every path.
+  Router any_path({route("catch-all", {}, M_GET, {"h.test"})});
+  m = any_path.match("h.test", "/deep/path", M_GET);
+  REQUIRE(m.kind == RouteMatchResult::found);
+  CHECK(m.prefix_rest == "/deep/path");
+}
+
 TEST_CASE("router: host fallback on method", "[router]") {
   Router r({route("api-get", {"/x"}, M_GET, {"api.test"}),
             route("wild-put", {"/x"}, M_PUT, {"*.test"}), route("any-post", {"/*"}, M_POST)});
@@ -262,6 +318,10 @@ TEST_CASE("router: host fallback on method", "[router]") {
   REQUIRE(m.kind == RouteMatchResult::method_not_allowed);
   CHECK(m.route == 0);
   CHECK(m.allow == (M_GET | M_HEAD | M_PUT | M_POST));
+  Router prefix_get({route("static", {"/static/*"}, M_GET)});
+  m = prefix_get.match("", "/static/app.js", M_DELETE);
+  REQUIRE(m.kind == RouteMatchResult::method_not_allowed);
+  CHECK(m.allow == (M_GET | M_HEAD));
   Router no_any({route("api-get", {"/x"}, M_GET, {"api.test"})});
   CHECK(no_any.match("other.test", "/x", M_GET).kind == RouteMatchResult::not_found);
 }
