@@ -263,11 +263,12 @@ class Backend:
                 out[p] = data
         return out
 
-    def new_requests(self, mark=None):
-        """Requests parsed from new_bytes(mark), in connection order."""
+    def new_requests(self, mark=None, with_paths=False):
+        """Requests parsed from new_bytes(mark), in connection order; with_paths: as
+        (recording path, RecordedRequest) pairs."""
         reqs = []
-        for data in self.new_bytes(mark).values():
-            reqs.extend(parse_requests(data))
+        for path, data in self.new_bytes(mark).items():
+            reqs.extend((path, r) if with_paths else r for r in parse_requests(data))
         return reqs
 
 
@@ -655,10 +656,11 @@ def raw_request(port, data, timeout=2.0, read_until_close=True):
 # recorded requests (what lg-backend --record saw)
 
 RecordedRequest = collections.namedtuple(
-    "RecordedRequest", "method target version headers head body complete")
+    "RecordedRequest", "method target version headers head body complete head_complete")
 RecordedRequest.__doc__ = """One request as an upstream received it. head: the raw bytes of the
 request line and field lines (without the final empty line); headers: [(name, value)] split
-leniently (latin-1); complete: False when the stream ended inside it or it is a leftover fragment."""
+leniently (latin-1); complete: False when the stream ended inside it (head_complete: the head
+itself was complete, only the body was cut short) or it is a leftover fragment."""
 
 
 def parse_requests(data):
@@ -676,11 +678,11 @@ def parse_requests(data):
         if end < 0:
             end, sep = data.find(b"\n\n", pos), 2
         if end < 0:
-            out.append(_recorded(data[pos:], b"", False))
+            out.append(_recorded(data[pos:], b"", False, False))
             break
         head = data[pos:end]
         pos = end + sep
-        req = _recorded(head, b"", True)
+        req = _recorded(head, b"", True, True)
         te, cl = header(req.headers, "transfer-encoding", ""), header(req.headers, "content-length")
         body, complete = b"", True
         if "chunked" in te.lower():
@@ -701,7 +703,7 @@ def parse_requests(data):
     return out
 
 
-def _recorded(head, body, complete):
+def _recorded(head, body, complete, head_complete):
     lines = re.split(rb"\r?\n", head)
     parts = lines[0].decode("latin-1").split(" ")
     method = parts[0] if parts else ""
@@ -715,7 +717,7 @@ def _recorded(head, body, complete):
             headers.append((n, v.strip(" \t")))
         else:
             headers.append((text, None))
-    return RecordedRequest(method, target, version, headers, head, body, complete)
+    return RecordedRequest(method, target, version, headers, head, body, complete, head_complete)
 
 
 # --------------------------------------------------------------------------------------------

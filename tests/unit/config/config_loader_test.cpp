@@ -239,7 +239,7 @@ TEST_CASE("config: the quickstart example loads", "[config]") {
   CHECK(c.upstreams[0].balance == BalanceKind::round_robin);
   CHECK(c.upstreams[1].name == "orders");
   CHECK(c.upstreams[1].balance == BalanceKind::least_conn);
-  REQUIRE(c.routes.size() == 4);
+  REQUIRE(c.routes.size() == 5);
   CHECK(c.routes[0].name == "users");
   CHECK(c.routes[0].strip_prefix == "/v1");
   CHECK(c.routes[1].name == "user-by-id");
@@ -248,6 +248,8 @@ TEST_CASE("config: the quickstart example loads", "[config]") {
   CHECK(c.routes[2].match.paths == std::vector<std::string>{"/v1/orders/*"});
   CHECK(c.routes[3].match.paths == std::vector<std::string>{"/ws"});
   CHECK(c.routes[3].websocket);
+  CHECK(c.routes[4].name == "echo");
+  CHECK(c.routes[4].rewrite == "/echo");
 }
 
 TEST_CASE("config: load_config_file reads the file and keeps its path", "[config]") {

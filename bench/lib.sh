@@ -1,0 +1,129 @@
+# Helpers shared by bench/run.sh, bench/run_cost.sh and bench/run_micro.sh (sourced, not run).
+#
+# Conventions
+#   - Everything listens on 127.0.0.1 only.
+#   - Every process a script starts is recorded in PIDS[name]; cleanup (EXIT trap) stops exactly
+#     those PIDs (and their children), nothing found by name.
+#   - Scratch files go to $RUN (bench/out/run-<ts>, removed at the end); kept outputs to $OUT.
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT_DIR="$(cd "$BENCH_DIR/.." && pwd)"
+LUNAGATE_BIN=${LUNAGATE_BIN:-$ROOT_DIR/build/lunagate}
+BACKEND_BIN=${BACKEND_BIN:-$ROOT_DIR/build/lg-backend}
+GW_CPU=${GW_CPU:-1}             # the gateway under test
+LOADGEN_CPU=${LOADGEN_CPU:-0}   # wrk / h2load and the backend
+HZ=$(getconf CLK_TCK)
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+need() {  # need CMD... : fail early with the apt-get line that provides it
+  local c
+  for c in "$@"; do
+    command -v "$c" >/dev/null 2>&1 && continue
+    case $c in
+      h2load) die "missing h2load: apt-get install -y nghttp2-client";;
+      callgrind_control) die "missing callgrind_control: apt-get install -y valgrind";;
+      *) die "missing $c: apt-get install -y $c";;
+    esac
+  done
+}
+
+# ------------------------------------------------------------------ processes (by PID only)
+declare -A PIDS=()
+start_bg() {  # start_bg NAME CPU CMD... ; CMD must stay in the foreground; log in $RUN/NAME.log
+  local name=$1 cpu=$2; shift 2
+  taskset -c "$cpu" "$@" >"$RUN/$name.log" 2>&1 &
+  PIDS[$name]=$!
+}
+children_of() { local p; for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do echo "$p"; children_of "$p"; done; }
+stop_proc() {  # stop_proc NAME : TERM, wait up to 5 s, then KILL; also its children
+  local name=$1 pid=${PIDS[$1]:-} kids k
+  [ -n "$pid" ] || return 0
+  kids=$(children_of "$pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  for k in $kids; do kill -0 "$k" 2>/dev/null && kill -KILL "$k" 2>/dev/null; done
+  wait "$pid" 2>/dev/null || true
+  unset "PIDS[$name]"
+}
+cleanup() {
+  local n
+  for n in "${!PIDS[@]}"; do stop_proc "$n"; done
+  if [ -n "${RUN:-}" ] && [ -d "$RUN" ] && [ "${KEEP_RUN:-0}" != 1 ]; then rm -rf "$RUN"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
+check_ports_free() { local p; for p in "$@"; do port_free "$p" || die "port $p is in use (pick others: see bench/README.md)"; done; }
+wait_port() {  # wait_port PORT [SECONDS=10] : until something accepts on 127.0.0.1:PORT
+  local i
+  for i in $(seq $(( ${2:-10} * 10 ))); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+start_backend() {  # start_backend PORT : our lg-backend, 1 thread, on the load-generator CPU
+  start_bg backend "$LOADGEN_CPU" "$BACKEND_BIN" --listen "127.0.0.1:$1" --name bench
+  wait_port "$1" 10 || { cat "$RUN/backend.log" >&2; die "backend did not listen on $1"; }
+}
+
+# ------------------------------------------------------------------ configs
+render() {  # render TEMPLATE OUTFILE : replace {PORT} {BACKEND_PORT} {RUN} (and @X@ spellings)
+  sed -e "s|{PORT}|$PORT_R|g" -e "s|{BACKEND_PORT}|$BACKEND_PORT|g" -e "s|{RUN}|$RUN|g" \
+      -e "s|@PORT@|$PORT_R|g" -e "s|@BACKEND_PORT@|$BACKEND_PORT|g" -e "s|@RUN@|$RUN|g" "$1" > "$2"
+}
+nginx_cmd() {  # nginx_cmd PORT -> sets NGINX_ARGS (array) for a proxy on PORT
+  PORT_R=$1; mkdir -p "$RUN/nginx_tmp"
+  render "$BENCH_DIR/conf/nginx_proxy.conf" "$RUN/nginx_proxy.conf"
+  NGINX_ARGS=(nginx -p "$RUN/" -e "$RUN/nginx.startup.log" -c "$RUN/nginx_proxy.conf")
+}
+lunagate_cmd() {  # lunagate_cmd PORT -> sets LUNAGATE_ARGS (array) for a proxy on PORT
+  PORT_R=$1
+  render "$BENCH_DIR/conf/lunagate_proxy.yaml" "$RUN/lunagate_proxy.yaml"
+  "$LUNAGATE_BIN" check -c "$RUN/lunagate_proxy.yaml" >/dev/null || die "lunagate config rejected"
+  LUNAGATE_ARGS=("$LUNAGATE_BIN" run -c "$RUN/lunagate_proxy.yaml")
+}
+
+# ------------------------------------------------------------------ /proc readings
+proc_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12+$13}'; }  # utime+stime
+rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null; }
+busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }  # all CPUs, minus idle+iowait
+
+# ------------------------------------------------------------------ numbers
+median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) {print "NA"; exit} print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2 }'; }
+to_us() {  # wrk duration (123.45us / 1.2ms / 1.01s) -> microseconds
+  awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); print v+0} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v*1000}
+        else if (v ~ /s$/) {sub(/s$/,"",v); print v*1e6} else print "NA"}'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0>0 && a!="NA") printf "%.3f", a/b; else print "NA" }'; }
+fmt_int() { awk -v v="$1" 'BEGIN{ if (v=="NA") {print v; exit} s=sprintf("%.0f", v); o=""
+  while (length(s)>3) { o="," substr(s,length(s)-2) o; s=substr(s,1,length(s)-3) } print s o }'; }
+
+# ------------------------------------------------------------------ reporting
+machine_facts() {  # markdown bullet list
+  local dirty
+  dirty=$(git -C "$ROOT_DIR" status --porcelain --untracked-files=no 2>/dev/null | wc -l)
+  echo "- date: $(date -Is)"
+  echo "- machine: nproc=$(nproc), CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/{printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
+  echo "- $(nginx -v 2>&1), $("$LUNAGATE_BIN" version 2>&1 | head -1) (binary built $(date -r "$LUNAGATE_BIN" '+%F %T'))"
+  echo "- git commit: $(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)$([ "$dirty" -gt 0 ] && echo " + $dirty modified tracked files in the work tree")"
+  echo "- pinning: gateway on CPU $GW_CPU; load generator and backend (build/lg-backend, 1 thread) on CPU $LOADGEN_CPU"
+}
+results_update() {  # results_update KEY FILE : put FILE between the KEY markers in RESULTS.md (append if new)
+  local key=$1 body=$2 res="$BENCH_DIR/RESULTS.md" tmp
+  [ -f "$res" ] || printf '# lunagate benchmark results\n\nWritten by the scripts in bench/ (see bench/README.md). Each section is refreshed by the script named in it.\n' > "$res"
+  tmp=$(mktemp "$res.XXXXXX")
+  if grep -q "^<!-- bench:$key:begin -->$" "$res"; then
+    awk -v k="$key" -v f="$body" '
+      $0 == "<!-- bench:" k ":begin -->" { print; while ((getline l < f) > 0) print l; skip=1; next }
+      $0 == "<!-- bench:" k ":end -->"   { skip=0 }
+      !skip { print }' "$res" > "$tmp"
+  else
+    { cat "$res"; echo; echo "<!-- bench:$key:begin -->"; cat "$body"; echo "<!-- bench:$key:end -->"; } > "$tmp"
+  fi
+  mv "$tmp" "$res"
+}
