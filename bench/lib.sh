@@ -33,7 +33,7 @@ need() {  # need CMD... : fail early with the apt-get line that provides it
 declare -A PIDS=()
 start_bg() {  # start_bg NAME CPU CMD... ; CMD must stay in the foreground; log in $RUN/NAME.log
   local name=$1 cpu=$2; shift 2
-  taskset -c "$cpu" "$@" >"$RUN/$name.log" 2>&1 &
+  taskset -c "$cpu" "$@" >>"$RUN/$name.log" 2>&1 &
   PIDS[$name]=$!
 }
 children_of() { local p; for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do echo "$p"; children_of "$p"; done; }

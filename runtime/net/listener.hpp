@@ -1,28 +1,29 @@
 // Accept loop of one worker on one address (SO_REUSEPORT: the kernel spreads connections).
 #pragma once
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <string>
 
 #include "config/config.hpp"
+#include "net/reactor.hpp"
 
 namespace lg {
 
 class Worker;
 
-class Listener {
+class Listener final : public IoHandler {
  public:
   // Binds and listens; throws std::runtime_error naming the address on failure.
   Listener(Worker& w, const ListenConfig& cfg);
-  void start();
+  ~Listener();
   void close();
+  void retry_if_paused();  // after EMFILE: try again on the next tick
 
  private:
-  void accept();
+  void on_io(std::uint32_t events) override;
+  void accept_all();
   Worker& worker_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  boost::asio::steady_timer backoff_;
+  int fd_ = -1;
+  bool paused_ = false;
   std::string address_;
-  bool open_ = true;
 };
 
 }  // namespace lg

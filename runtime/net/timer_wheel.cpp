@@ -9,8 +9,6 @@ std::int64_t monotonic_ms() {
   return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
-TimerWheel::TimerWheel(boost::asio::io_context& io, std::int64_t tick_ms) : timer_(io), tick_ms_(tick_ms) {}
-
 void TimerWheel::add(Timed* t) {
   if (t->linked_) return;
   t->prev_ = nullptr;
@@ -31,25 +29,6 @@ void TimerWheel::remove(Timed* t) {
   --count_;
 }
 
-void TimerWheel::start() {
-  running_ = true;
-  arm();
-}
-
-void TimerWheel::stop() {
-  running_ = false;
-  timer_.cancel();
-}
-
-void TimerWheel::arm() {
-  timer_.expires_after(std::chrono::milliseconds(tick_ms_));
-  timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec || !running_) return;
-    tick();
-    arm();
-  });
-}
-
 void TimerWheel::tick() {
   const std::int64_t now = monotonic_ms();
   expired_.clear();
@@ -61,7 +40,6 @@ void TimerWheel::tick() {
     t->deadline_ms = 0;
     t->on_timeout();
   }
-  for (const Hook& h : hooks_) h.fn(h.arg);
 }
 
 }  // namespace lg

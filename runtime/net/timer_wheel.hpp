@@ -1,12 +1,8 @@
-// Coarse per-worker deadlines. Connections store a deadline (monotonic ms) and the worker scans
-// them on a fixed tick. Rearming a deadline is a store, not a timer syscall: Asio's per-op
-// timers would cost a timerfd_settime whenever the earliest deadline moves.
+// Coarse per-worker deadlines. Connections store a deadline (monotonic ms) and the worker's
+// reactor tick scans them. Rearming a deadline is a store, not a timer syscall.
 #pragma once
 #include <cstdint>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 namespace lg {
 
@@ -27,29 +23,17 @@ class Timed {
 
 class TimerWheel {
  public:
-  TimerWheel(boost::asio::io_context& io, std::int64_t tick_ms);
   void add(Timed* t);
   void remove(Timed* t);
-  void start();
-  void stop();
+  // Fires on_timeout() of every entry whose deadline has passed. Objects are only ever deleted
+  // from the reactor's deferred queue, so entries stay valid through one tick.
+  void tick();
   std::size_t size() const { return count_; }
-  // Extra work run on every tick (log flushing, pool expiry).
-  void on_tick(void (*fn)(void*), void* arg) { hooks_.push_back({fn, arg}); }
 
  private:
-  void arm();
-  void tick();
-  boost::asio::steady_timer timer_;
-  std::int64_t tick_ms_;
   Timed* head_ = nullptr;
   std::size_t count_ = 0;
-  bool running_ = false;
   std::vector<Timed*> expired_;
-  struct Hook {
-    void (*fn)(void*);
-    void* arg;
-  };
-  std::vector<Hook> hooks_;
 };
 
 }  // namespace lg

@@ -1,6 +1,5 @@
 #include "net/worker.hpp"
 
-#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include <random>
@@ -28,9 +27,7 @@ std::uint64_t seed_for(unsigned id) {
 
 Worker::Worker(unsigned id, const Config& initial, int access_log_fd)
     : id_(id),
-      io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
       buffers_(block_size_for(initial.limits), 1024),
-      timers_(io_, kTickMs),
       pool_(*this),
       access_log_(access_log_fd, id),
       ids_(seed_for(id)) {
@@ -44,13 +41,11 @@ Worker::~Worker() {
 void Worker::start(const std::vector<ListenConfig>& listen, std::shared_ptr<const Snapshot> first) {
   install(std::move(first));
   for (const ListenConfig& l : listen) listeners_.push_back(std::make_unique<Listener>(*this, l));
-  for (auto& l : listeners_) l->start();
-  timers_.on_tick([](void* self) { static_cast<Worker*>(self)->access_log_.flush(); }, this);
-  timers_.start();
+  reactor_.set_tick(kTickMs, [](void* self) { static_cast<Worker*>(self)->on_tick(); }, this);
   thread_ = std::thread([this] {
     for (;;) {
       try {
-        io_.run();
+        reactor_.run();
         return;
       } catch (const std::exception& e) {
         // Handlers do not throw by design; if one does, log it and keep the worker serving.
@@ -60,12 +55,18 @@ void Worker::start(const std::vector<ListenConfig>& listen, std::shared_ptr<cons
   });
 }
 
+void Worker::on_tick() {
+  timers_.tick();
+  for (auto& l : listeners_) l->retry_if_paused();
+  access_log_.flush();
+}
+
 void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
 void Worker::publish(std::shared_ptr<const Snapshot> s) {
-  boost::asio::post(io_, [this, s = std::move(s)]() mutable { install(std::move(s)); });
+  reactor_.post([this, s = std::move(s)]() mutable { install(std::move(s)); });
 }
 
 void Worker::install(std::shared_ptr<const Snapshot> s) {
@@ -88,7 +89,7 @@ void Worker::install(std::shared_ptr<const Snapshot> s) {
 }
 
 void Worker::begin_drain(std::function<void()> on_idle) {
-  boost::asio::post(io_, [this, on_idle = std::move(on_idle)]() mutable {
+  reactor_.post([this, on_idle = std::move(on_idle)]() mutable {
     draining_ = true;
     on_drained_ = std::move(on_idle);
     for (auto& l : listeners_) l->close();
@@ -100,19 +101,18 @@ void Worker::begin_drain(std::function<void()> on_idle) {
 }
 
 void Worker::stop() {
-  boost::asio::post(io_, [this] {
+  reactor_.post([this] {
     for (auto& l : listeners_) l->close();
     std::vector<ClientConnection*> conns(connections_.begin(), connections_.end());
     for (ClientConnection* c : conns) c->abort();
     pool_.close_all_idle();
-    timers_.stop();
     access_log_.flush();
-    io_.stop();
+    reactor_.stop();
   });
 }
 
 void Worker::collect_metrics(std::function<void(MetricsData)> done) {
-  boost::asio::post(io_, [this, done = std::move(done)] { done(metrics_.data()); });
+  reactor_.post([this, done = std::move(done)] { done(metrics_.data()); });
 }
 
 void Worker::connection_opened(ClientConnection* c) {

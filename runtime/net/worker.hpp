@@ -1,6 +1,6 @@
-// A worker: one thread, one io_context, its own listeners (SO_REUSEPORT), upstream pools,
+// A worker: one thread, one Reactor (epoll), its own listeners (SO_REUSEPORT), upstream pools,
 // metrics, access log and view of the current snapshot. Nothing here is shared with another
-// worker on the request path; other threads talk to a worker only by posting to its io_context.
+// worker on the request path; other threads talk to a worker only by posting to its reactor.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -9,8 +9,6 @@
 #include <unordered_set>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 
 #include "admin/metrics.hpp"
 #include "config/snapshot.hpp"
@@ -18,6 +16,7 @@
 #include "http/message.hpp"
 #include "log/access_log.hpp"
 #include "net/buffer.hpp"
+#include "net/reactor.hpp"
 #include "net/timer_wheel.hpp"
 #include "upstream/balancer.hpp"
 #include "upstream/upstream_pool.hpp"
@@ -67,7 +66,12 @@ class Worker {
 
   // Worker thread only.
   unsigned id() const { return id_; }
-  boost::asio::io_context& io() { return io_; }
+  Reactor& reactor() { return reactor_; }
+  // Deletes after the current turn, so no callback still on the stack touches freed memory.
+  template <class T>
+  void defer_delete(T* obj) {
+    reactor_.defer([](void* p) { delete static_cast<T*>(p); }, obj);
+  }
   PinnedSnapshot* pin() {
     current_->acquire();
     return current_;
@@ -89,9 +93,10 @@ class Worker {
  private:
   void install(std::shared_ptr<const Snapshot> s);
   void check_drained();
+  void on_tick();
 
   unsigned id_;
-  boost::asio::io_context io_;
+  Reactor reactor_;
   std::thread thread_;
   BufferPool buffers_;
   TimerWheel timers_;

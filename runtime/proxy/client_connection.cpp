@@ -2,20 +2,17 @@
 
 #include <arpa/inet.h>
 
-#include <boost/asio/write.hpp>
+#include <netinet/in.h>
+
 #include <cstring>
 #include <limits>
 
 #include "net/worker.hpp"
-#include "proxy/conn_ref.hpp"
 #include "proxy/head_writers.hpp"
 #include "router/path_normalize.hpp"
 #include "router/router.hpp"
 
 namespace lg {
-
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
 
 namespace {
 constexpr std::int64_t kLingerMs = 2000;
@@ -28,7 +25,13 @@ std::string_view find_header(const std::vector<http::Header>& hs, std::string_vi
 }
 }  // namespace
 
-ClientConnection::ClientConnection(Worker& w, tcp::socket sock) : w_(w), sock_(std::move(sock)) {}
+ClientConnection::ClientConnection(Worker& w, int fd, const sockaddr_storage& peer) : w_(w), client_(w.reactor(), this) {
+  client_.adopt(fd);
+  const void* addr = peer.ss_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6&>(peer).sin6_addr)
+                                                 : static_cast<const void*>(&reinterpret_cast<const sockaddr_in&>(peer).sin_addr);
+  if (inet_ntop(peer.ss_family, addr, client_ip_, sizeof client_ip_))
+    client_ip_len_ = static_cast<std::uint8_t>(std::strlen(client_ip_));
+}
 
 ClientConnection::~ClientConnection() {
   rbuf_.detach(w_.buffers());
@@ -37,19 +40,9 @@ ClientConnection::~ClientConnection() {
 
 void ClientConnection::start() {
   w_.connection_opened(this);
-  boost::system::error_code ec;
-  sock_.set_option(tcp::no_delay(true), ec);
-  auto ep = sock_.remote_endpoint(ec);
-  if (!ec) {
-    std::string_view ip;
-    if (ep.address().is_v4()) {
-      auto b = ep.address().to_v4().to_bytes();
-      ip = inet_ntop(AF_INET, b.data(), client_ip_, sizeof client_ip_) ? client_ip_ : "";
-    } else {
-      auto b = ep.address().to_v6().to_bytes();
-      ip = inet_ntop(AF_INET6, b.data(), client_ip_, sizeof client_ip_) ? client_ip_ : "";
-    }
-    client_ip_len_ = static_cast<std::uint8_t>(std::strlen(client_ip_));
+  if (!client_.is_open()) {
+    close_now();
+    return;
   }
   w_.timers().add(this);
   phase_ = Phase::idle;
@@ -61,34 +54,32 @@ void ClientConnection::start() {
 void ClientConnection::set_deadline(std::int64_t ms) { deadline_ms = ms > 0 ? monotonic_ms() + ms : 0; }
 
 void ClientConnection::read_client() {
+  if (client_.reading()) return;
   if (!rbuf_.attached()) {
-    sock_.async_read_some(asio::buffer(small_), [self = ConnRef(this)](const boost::system::error_code& ec, std::size_t n) {
-      self->on_client_read(ec, n, true);
-    });
+    read_small_ = true;
+    client_.read(small_, sizeof small_);
     return;
   }
+  read_small_ = false;
   if (rbuf_.free_space() == 0) rbuf_.compact();
-  sock_.async_read_some(asio::buffer(rbuf_.write_ptr(), rbuf_.free_space()),
-                        [self = ConnRef(this)](const boost::system::error_code& ec, std::size_t n) {
-                          self->on_client_read(ec, n, false);
-                        });
+  client_.read(rbuf_.write_ptr(), rbuf_.free_space());
 }
 
-void ClientConnection::on_client_read(const boost::system::error_code& ec, std::size_t n, bool small) {
+void ClientConnection::on_read(Stream&, int err, std::size_t n) {
   if (phase_ == Phase::closed) return;
   if (phase_ == Phase::lingering) {
     lingered_ += n;
-    if (ec || n == 0 || lingered_ > kLingerMaxBytes) close_now();
+    if (err || n == 0 || lingered_ > kLingerMaxBytes) close_now();
     else read_client();
     return;
   }
-  if (ec) {
+  if (err || n == 0) {
     // The client went away. Nothing can be answered; an upstream mid-exchange is not reusable.
     if (in_request_ && status_ == 0) status_ = 499;
     close_now();
     return;
   }
-  if (small) {
+  if (read_small_) {
     rbuf_.attach(w_.buffers());
     std::memcpy(rbuf_.data, small_, n);
     rbuf_.end = n;
@@ -98,9 +89,9 @@ void ClientConnection::on_client_read(const boost::system::error_code& ec, std::
   switch (phase_) {
     case Phase::idle:
     case Phase::reading_head: on_head_bytes(); break;
-    case Phase::sending_request: on_request_body(ec, n); break;
+    case Phase::sending_request: send_request_part(); break;
     case Phase::tunnel: pump_client_to_upstream(); break;
-    default: break;  // reads are only started in the phases above
+    default: break;  // the bytes wait in rbuf_ (an early response ends this request anyway)
   }
 }
 
@@ -172,7 +163,6 @@ void ClientConnection::handle_request() {
     respond_error(405, "method not allowed", false, m.allow);
     return;
   }
-  route_index_ = m.route;
   route_ = &snap.config.routes[m.route];
   upstream_index_ = snap.route_upstream[m.route];
   metrics_slot_ = pin_->route_metrics[m.route];
@@ -184,9 +174,7 @@ void ClientConnection::handle_request() {
   websocket_ = head_.upgrade_websocket && route_->websocket;
   upstream_path_.clear();
   build_upstream_path(*route_, m, path_, upstream_path_);
-  std::string_view hash_key;
-  if (!prepare_upstream_head(*route_, pin_->groups[upstream_index_], hash_key)) return;
-  hash_key_.assign(hash_key);
+  prepare_upstream_head();
 
   // Everything needed from the head is now copied out; the body (if any) follows it.
   req_body_ = head_.body;
@@ -203,8 +191,7 @@ void ClientConnection::handle_request() {
   start_upstream();
 }
 
-bool ClientConnection::prepare_upstream_head(const RouteConfig& route, const WorkerGroup& group,
-                                             std::string_view& hash_key) {
+void ClientConnection::prepare_upstream_head() {
   const UpstreamConfig& ucfg = *pin_->snap->upstreams[upstream_index_].config;
   RequestHeadOptions opts;
   if (ucfg.balance == BalanceKind::consistent_hash) {
@@ -227,11 +214,9 @@ bool ClientConnection::prepare_upstream_head(const RouteConfig& route, const Wor
   g.content_length = head_.content_length;
   g.websocket = websocket_;
   finish_upstream_request(up_head_, g);
-  if (route.preserve_host && !head_.host.empty()) write_host_line(host_line_, head_.host);
+  if (route_->preserve_host && !head_.host.empty()) write_host_line(host_line_, head_.host);
   else host_line_.clear();  // filled with the target's address once it is picked
-  hash_key = ucfg.hash_on == HashSource::client_ip ? client_ip : facts.hash_value;
-  (void)group;
-  return true;
+  hash_key_.assign(ucfg.hash_on == HashSource::client_ip ? client_ip : facts.hash_value);
 }
 
 void ClientConnection::respond_error(std::uint16_t status, const char* message, bool close, std::uint16_t allow) {
@@ -251,15 +236,37 @@ void ClientConnection::respond_error(std::uint16_t status, const char* message, 
   phase_ = Phase::responding;
   response_started_ = true;
   set_deadline(w_.limits().send_timeout.count());
-  asio::async_write(sock_, asio::buffer(out_head_), [self = ConnRef(this)](const boost::system::error_code& ec, std::size_t n) {
-    if (self->phase_ == Phase::closed) return;
-    self->bytes_out_ += n;
-    if (ec) {
-      self->close_now();
+  const iovec v{out_head_.data(), out_head_.size()};
+  write_client(ClientWrite::error_response, &v, 1);
+}
+
+void ClientConnection::write_client(ClientWrite kind, const iovec* iov, std::size_t n) {
+  client_write_ = kind;
+  write_bytes_ = 0;
+  for (std::size_t i = 0; i < n; ++i) write_bytes_ += iov[i].iov_len;
+  client_.write(iov, n);
+}
+
+void ClientConnection::on_written(Stream&, int err) {
+  const ClientWrite kind = client_write_;
+  client_write_ = ClientWrite::none;
+  if (phase_ == Phase::closed) return;
+  if (!err) bytes_out_ += write_bytes_;
+  if (err) {
+    close_now();
+    return;
+  }
+  switch (kind) {
+    case ClientWrite::error_response: finish_request(); return;
+    case ClientWrite::continue_100: send_continue_then_read_body(); return;
+    case ClientWrite::response_part: on_response_part_written(err); return;
+    case ClientWrite::tunnel:
+      if (phase_ != Phase::tunnel) return;
+      up_->buf.consume(write_bytes_);
+      pump_upstream_to_client();
       return;
-    }
-    self->finish_request();
-  });
+    case ClientWrite::none: return;
+  }
 }
 
 void ClientConnection::account_request() {
@@ -305,7 +312,7 @@ void ClientConnection::finish_request() {
     on_head_bytes();
     return;
   }
-  rbuf_.detach(w_.buffers());  // idle connections hold no block
+  if (!client_.reading()) rbuf_.detach(w_.buffers());  // idle connections hold no block
   set_deadline(w_.limits().idle_timeout.count());
   read_client();
 }
@@ -322,7 +329,10 @@ void ClientConnection::reset_for_next_request() {
   response_started_ = false;
   request_body_done_ = true;
   early_response_ = false;
-  resp_done_ = false;
+  early_error_ = false;
+  sent_100_ = false;
+  upstream_eof_ = false;
+  resp_head_pending_ = false;
   websocket_ = false;
   expect_continue_ = false;
   waiting_on_client_ = false;
@@ -339,9 +349,8 @@ void ClientConnection::close_gracefully() {
   if (phase_ == Phase::closed) return;
   if (pin_) reset_for_next_request();
   phase_ = Phase::lingering;
-  boost::system::error_code ignored;
-  sock_.shutdown(tcp::socket::shutdown_send, ignored);
-  rbuf_.detach(w_.buffers());
+  client_.shutdown_send();
+  if (!client_.reading()) rbuf_.detach(w_.buffers());  // a pending read still owns the block
   lingered_ = 0;
   set_deadline(kLingerMs);
   read_client();
@@ -357,10 +366,9 @@ void ClientConnection::close_now() {
   }
   phase_ = Phase::closed;
   w_.timers().remove(this);
-  boost::system::error_code ignored;
-  sock_.close(ignored);
+  client_.close();  // no callback arrives after this
   w_.connection_closed(this);
-  release();  // the connection's own reference; pending handlers hold theirs
+  w_.defer_delete(this);
 }
 
 void ClientConnection::drain() {

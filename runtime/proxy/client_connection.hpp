@@ -2,29 +2,32 @@
 // proxy it to an upstream (upstream_exchange.cpp), write the response, then keep-alive or close.
 //
 // Phases (one at a time; each names what completes it):
-//   idle            waiting for the first byte of a request       -> client read
-//   reading_head    head incomplete                               -> client read
-//   connecting      upstream connect or pooled pick               -> on_upstream_connected
-//   sending_request head/body going upstream, body from client    -> writes, client reads
-//   awaiting_response  request sent, waiting for the response head  -> on_upstream_read
-//   sending_response   body streaming upstream -> client          -> writes, upstream reads
-//   tunnel          after 101: bytes both ways until either closes
-//   responding      writing a gateway-generated response          -> client write
-//   lingering       closing: response sent, discarding input until EOF or a short deadline
-// Errors are values: no exception crosses this class.
+//   idle               waiting for the first byte of a request          -> client read
+//   reading_head       head incomplete                                  -> client read
+//   connecting         upstream connect                                 -> on_upstream_connected
+//   sending_request    head/body going upstream, body from the client   -> upstream write, client read
+//   awaiting_response  request sent, waiting for the response head      -> on_upstream_read
+//   sending_response   body streaming upstream -> client                -> client write, upstream read
+//   tunnel             after 101: bytes both ways until either closes
+//   responding         writing a gateway-generated response             -> client write
+//   lingering          closing: answer sent, discarding input until EOF or a short deadline
+// Errors are values: no exception crosses this class. The object deletes itself (deferred on the
+// reactor) after close_now().
 #pragma once
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <string>
-
-#include <boost/asio/buffer.hpp>
-#include <boost/asio/ip/tcp.hpp>
 
 #include "admin/metrics.hpp"
 #include "http/chunked.hpp"
 #include "http/message.hpp"
 #include "http/request_parser.hpp"
 #include "net/buffer.hpp"
+#include "net/stream.hpp"
 #include "net/timer_wheel.hpp"
 #include "upstream/upstream_connection.hpp"
 
@@ -33,37 +36,38 @@ namespace lg {
 class Worker;
 struct PinnedSnapshot;
 struct RouteConfig;
-struct WorkerGroup;
+struct TargetState;
 
-class ClientConnection final : public Timed, public UpstreamUser {
+class ClientConnection final : public Timed, public StreamUser, public UpstreamUser {
  public:
-  ClientConnection(Worker& w, boost::asio::ip::tcp::socket sock);
+  ClientConnection(Worker& w, int fd, const sockaddr_storage& peer);
   ~ClientConnection() override;
   void start();
   void drain();  // the worker is draining: close if idle, else close after this response
-  void abort();  // hard stop (shutdown deadline passed)
+  void abort();  // hard stop
 
   void on_timeout() override;
-  void on_upstream_connected(const boost::system::error_code& ec) override;
-  void on_upstream_read(const boost::system::error_code& ec, std::size_t n) override;
-
-  void add_ref() { ++refs_; }
-  void release() {
-    if (--refs_ == 0) delete this;
-  }
+  // client stream
+  void on_read(Stream& s, int err, std::size_t n) override;
+  void on_written(Stream& s, int err) override;
+  // upstream connection
+  void on_upstream_connected(int err) override;
+  void on_upstream_read(int err, std::size_t n) override;
+  void on_upstream_written(int err) override;
 
  private:
   enum class Phase : std::uint8_t {
     idle, reading_head, connecting, sending_request, awaiting_response, sending_response,
     tunnel, responding, lingering, closed
   };
+  // What the client write in flight is, so its completion knows what comes next.
+  enum class ClientWrite : std::uint8_t { none, error_response, continue_100, response_part, tunnel };
 
   // client_connection.cpp: the client side
   void read_client();
-  void on_client_read(const boost::system::error_code& ec, std::size_t n, bool small);
   void on_head_bytes();
   void handle_request();
-  bool prepare_upstream_head(const RouteConfig& route, const WorkerGroup& group, std::string_view& hash_key);
+  void prepare_upstream_head();
   void respond_error(std::uint16_t status, const char* message, bool close, std::uint16_t allow = 0);
   void finish_request();
   void reset_for_next_request();
@@ -72,20 +76,17 @@ class ClientConnection final : public Timed, public UpstreamUser {
   void set_deadline(std::int64_t ms_from_now);
   void account_request();
   void assign_request_id(std::string_view client_value);
+  void write_client(ClientWrite kind, const iovec* iov, std::size_t n);
 
   // upstream_exchange.cpp: the upstream side
   void start_upstream();
-  void attach_upstream(UpstreamConnection* uc);
+  void attach_upstream(UpstreamConnection* uc, bool pooled);
   void send_request_part();
-  void on_request_part_written(const boost::system::error_code& ec, std::size_t consumed);
   void send_continue_then_read_body();
-  void read_request_body();
-  void on_request_body(const boost::system::error_code& ec, std::size_t n);
   void on_response_bytes();
   void start_response(const http::ResponseHead& resp);
   void send_response_part();
-  void on_response_part_written(const boost::system::error_code& ec, std::size_t written, std::size_t consumed,
-                                bool finished);
+  void on_response_part_written(int err);
   void upstream_failed(BackendError kind, std::uint16_t status, const char* message);
   void release_upstream(bool reusable);
   bool can_retry() const;
@@ -100,21 +101,22 @@ class ClientConnection final : public Timed, public UpstreamUser {
   std::int64_t write_timeout_ms() const;
 
   Worker& w_;
-  boost::asio::ip::tcp::socket sock_;
-  std::uint32_t refs_ = 1;  // the connection's own reference, dropped on close
+  Stream client_;
   Phase phase_ = Phase::idle;
+  ClientWrite client_write_ = ClientWrite::none;
 
   Buffer rbuf_;          // client bytes; a pool block while a request is in progress
   char small_[1024];     // reads land here while idle, so idle connections hold no block
+  bool read_small_ = false;
   http::HeadScan scan_;
   http::RequestHead head_;
   http::ChunkedDecoder req_chunks_;
   http::ChunkedDecoder resp_chunks_;
+  http::HeadScan resp_scan_;
 
   // The request in progress
   PinnedSnapshot* pin_ = nullptr;
   const RouteConfig* route_ = nullptr;
-  std::uint32_t route_index_ = 0;
   std::uint32_t upstream_index_ = 0;
   std::uint32_t metrics_slot_ = 0;
   std::uint16_t method_bit_ = 0;
@@ -124,20 +126,33 @@ class ClientConnection final : public Timed, public UpstreamUser {
   bool websocket_ = false;
   bool expect_continue_ = false;
   bool drain_requested_ = false;
-  bool response_started_ = false;   // bytes of a response head reached the client
+  bool in_request_ = false;
+  bool accounted_ = true;           // the request in progress was logged and counted
+  bool response_started_ = false;   // bytes of a response reached the client
   bool request_body_done_ = true;
   bool early_response_ = false;     // the upstream answered before the body was sent
+  bool early_error_ = false;
+  bool waiting_on_client_ = false;  // which side a sending_* phase is blocked on
+  bool head_sent_ = false;          // the upstream has the request head (retries resend it)
+  bool sent_100_ = false;
+  bool resp_head_pending_ = false;  // out_head_ goes out with the first body part
   bool resp_chunked_out_ = false;
-  bool resp_done_ = false;
   bool head_request_ = false;
+  bool upstream_reusable_ = false;
+  bool upstream_eof_ = false;
+  bool resp_finished_ = false;      // the response part in flight ends the body
   http::BodyKind req_body_ = http::BodyKind::none;
   http::BodyKind resp_body_ = http::BodyKind::none;
   std::uint64_t req_remaining_ = 0;
   std::uint64_t resp_remaining_ = 0;
+  std::size_t req_consumed_ = 0;    // client bytes covered by the upstream write in flight
+  std::size_t resp_consumed_ = 0;   // upstream bytes covered by the client write in flight
+  std::size_t write_bytes_ = 0;     // size of the client write in flight
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
   std::uint64_t tried_targets_ = 0;  // bitmask of targets tried for this request
+  int target_idx_ = -1;
   int attempts_ = 0;
-  std::int64_t started_ms_ = 0;
+  std::uint64_t lingered_ = 0;
   std::chrono::steady_clock::time_point t_start_, t_upstream_;
   double upstream_latency_s_ = -1;
   TargetState* target_ = nullptr;
@@ -146,34 +161,20 @@ class ClientConnection final : public Timed, public UpstreamUser {
   std::string method_;
   std::string path_;           // normalized path (routing, logs)
   std::string upstream_path_;  // after strip_prefix / rewrite
-  std::string up_head_;        // request head for the upstream
+  std::string up_head_;        // request head for the upstream, without Host
+  std::string host_line_;      // "Host: ...\r\n\r\n", ends the upstream head
   std::string out_head_;       // response head for the client (or a whole error response)
+  std::string hash_key_;       // consistent-hash key, kept for retries
   char request_id_[129];
   std::uint8_t request_id_len_ = 0;
   char traceparent_[56];
   char client_ip_[48];
   std::uint8_t client_ip_len_ = 0;
 
-  // Gather list for framed body writes: chunk headers live in chunk_hdr_.
+  // Gather lists for framed body writes; chunk headers live in chunk_hdr_.
   static constexpr std::size_t kMaxSpans = 16;
-  std::array<boost::asio::const_buffer, 3 * kMaxSpans + 3> iov_;
+  std::array<iovec, 3 * kMaxSpans + 3> iov_;
   char chunk_hdr_[kMaxSpans + 1][20];
-  bool tunnel_closing_ = false;
-  bool waiting_on_client_ = false;  // which side a sending_* phase is blocked on
-  bool accounted_ = true;           // the request in progress was logged and counted
-  bool in_request_ = false;
-  std::uint64_t lingered_ = 0;
-  std::string hash_key_;            // consistent-hash key, kept for retries
-  std::string host_line_;
-  http::HeadScan resp_scan_;
-  int target_idx_ = -1;
-  bool head_sent_ = false;          // the upstream has the request head (retries resend it)
-  bool sent_100_ = false;
-  bool resp_head_pending_ = false;  // out_head_ goes out with the first body part
-  bool upstream_reusable_ = false;
-  bool upstream_eof_ = false;
-  bool early_error_ = false;
-  bool client_reading_ = false;           // "Host: ...\r\n\r\n", ends the upstream head
 };
 
 }  // namespace lg

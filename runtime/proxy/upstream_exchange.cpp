@@ -1,25 +1,14 @@
 // The upstream half of a ClientConnection: pick a target, connect or reuse a pooled connection,
 // stream the request, parse the response head, stream the body back, or tunnel after a 101.
-#include <boost/asio/write.hpp>
-
+#include "http/response_parser.hpp"
 #include "net/worker.hpp"
 #include "proxy/client_connection.hpp"
-#include "proxy/conn_ref.hpp"
 #include "proxy/head_writers.hpp"
-#include "http/response_parser.hpp"
 
 namespace lg {
 
-namespace asio = boost::asio;
-
 namespace {
-// A view over the first n entries of a buffer array, usable as an Asio buffer sequence.
-struct IovSeq {
-  const asio::const_buffer* b;
-  std::size_t n;
-  const asio::const_buffer* begin() const { return b; }
-  const asio::const_buffer* end() const { return b + n; }
-};
+iovec iov(const void* p, std::size_t n) { return iovec{const_cast<void*>(p), n}; }
 constexpr char kCrlf[] = "\r\n";
 constexpr char kLastChunk[] = "0\r\n\r\n";
 constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -62,29 +51,29 @@ void ClientConnection::start_upstream() {
   resp_scan_.reset();
   t_upstream_ = std::chrono::steady_clock::now();
   if (UpstreamConnection* pooled = w_.pool().take_idle(*target_)) {
-    attach_upstream(pooled);
+    attach_upstream(pooled, true);
     send_request_part();
     return;
   }
-  attach_upstream(new UpstreamConnection(w_, *target_));
-  up_->release();  // attach_upstream took its own reference; drop the creator's
+  attach_upstream(new UpstreamConnection(w_, *target_), false);
   phase_ = Phase::connecting;
   set_deadline(connect_timeout_ms());
   up_->connect();
 }
 
-void ClientConnection::attach_upstream(UpstreamConnection* uc) {
-  // A pooled connection arrives with the pool's reference, which becomes ours.
+void ClientConnection::attach_upstream(UpstreamConnection* uc, bool pooled) {
+  // A pooled connection arrives with the pool's reference and a new one with its creator's;
+  // either becomes ours.
+  (void)pooled;
   up_ = uc;
-  if (uc->state == UpstreamConnection::State::connecting) uc->add_ref();
   uc->owner = this;
   uc->requests++;
   uc->target.active++;
 }
 
-void ClientConnection::on_upstream_connected(const boost::system::error_code& ec) {
+void ClientConnection::on_upstream_connected(int err) {
   if (phase_ != Phase::connecting) return;
-  if (ec) {
+  if (err) {
     upstream_failed(BackendError::connect, 502, "upstream connect failed");
     return;
   }
@@ -97,8 +86,8 @@ void ClientConnection::send_request_part() {
   waiting_on_client_ = false;
   std::size_t n = 0;
   if (!head_sent_) {
-    iov_[n++] = asio::const_buffer(up_head_.data(), up_head_.size());
-    iov_[n++] = asio::const_buffer(host_line_.data(), host_line_.size());
+    iov_[n++] = iov(up_head_.data(), up_head_.size());
+    iov_[n++] = iov(host_line_.data(), host_line_.size());
   }
   http::ParseResult err = http::ParseResult::more();
   const std::size_t consumed = frame_request_body(n, err);
@@ -112,17 +101,15 @@ void ClientConnection::send_request_part() {
     return;
   }
   set_deadline(write_timeout_ms());
-  asio::async_write(up_->sock, IovSeq{iov_.data(), n},
-                    [self = ConnRef(this), consumed](const boost::system::error_code& ec, std::size_t) {
-                      self->on_request_part_written(ec, consumed);
-                    });
+  req_consumed_ = consumed;
+  up_->write(iov_.data(), n);
 }
 
 std::size_t ClientConnection::frame_request_body(std::size_t& n, http::ParseResult& err) {
   if (request_body_done_ || rbuf_.empty()) return 0;
   if (req_body_ == http::BodyKind::content_length) {
     const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(req_remaining_, rbuf_.size()));
-    iov_[n++] = asio::const_buffer(rbuf_.read_ptr(), k);
+    iov_[n++] = iov(rbuf_.read_ptr(), k);
     return k;
   }
   // chunked: decode and re-frame, so extensions, trailers and odd spellings never reach the upstream
@@ -139,13 +126,13 @@ std::size_t ClientConnection::frame_request_body(std::size_t& n, http::ParseResu
     }
     if (!data.empty()) {
       const std::size_t h = http::write_chunk_header(chunk_hdr_[spans], data.size());
-      iov_[n++] = asio::const_buffer(chunk_hdr_[spans], h);
-      iov_[n++] = asio::const_buffer(data.data(), data.size());
-      iov_[n++] = asio::const_buffer(kCrlf, 2);
+      iov_[n++] = iov(chunk_hdr_[spans], h);
+      iov_[n++] = iov(data.data(), data.size());
+      iov_[n++] = iov(kCrlf, 2);
       ++spans;
     }
     if (r.kind == http::ParseResult::complete) {
-      iov_[n++] = asio::const_buffer(kLastChunk, 5);
+      iov_[n++] = iov(kLastChunk, 5);
       break;
     }
     if (used == 0) break;
@@ -153,9 +140,20 @@ std::size_t ClientConnection::frame_request_body(std::size_t& n, http::ParseResu
   return consumed;
 }
 
-void ClientConnection::on_request_part_written(const boost::system::error_code& ec, std::size_t consumed) {
+void ClientConnection::on_upstream_written(int err) {
+  if (phase_ == Phase::tunnel) {
+    if (err) {
+      close_now();
+      return;
+    }
+    bytes_in_ += req_consumed_;
+    rbuf_.consume(req_consumed_);
+    pump_client_to_upstream();
+    return;
+  }
   if (phase_ != Phase::sending_request) return;
-  if (ec) {
+  const std::size_t consumed = req_consumed_;
+  if (err) {
     upstream_failed(BackendError::reset, 502, "upstream closed the connection");
     return;
   }
@@ -194,12 +192,8 @@ void ClientConnection::on_request_part_written(const boost::system::error_code& 
 void ClientConnection::send_continue_then_read_body() {
   if (expect_continue_ && !sent_100_ && !http10_) {
     sent_100_ = true;
-    asio::async_write(sock_, asio::const_buffer(kContinue, sizeof kContinue - 1),
-                      [self = ConnRef(this)](const boost::system::error_code& ec, std::size_t) {
-                        if (self->phase_ != Phase::sending_request) return;
-                        if (ec) self->close_now();
-                        else self->send_continue_then_read_body();
-                      });
+    const iovec v = iov(kContinue, sizeof kContinue - 1);
+    write_client(ClientWrite::continue_100, &v, 1);
     return;
   }
   waiting_on_client_ = true;
@@ -207,13 +201,13 @@ void ClientConnection::send_continue_then_read_body() {
   read_client();
 }
 
-void ClientConnection::on_request_body(const boost::system::error_code&, std::size_t) { send_request_part(); }
-
-void ClientConnection::on_upstream_read(const boost::system::error_code& ec, std::size_t n) {
+void ClientConnection::on_upstream_read(int err, std::size_t n) {
+  // A read of 0 bytes without an error is the upstream closing: treat it as one.
+  const bool ec = err != 0 || n == 0;
   switch (phase_) {
     case Phase::sending_request:
       early_response_ = true;
-      early_error_ = static_cast<bool>(ec);
+      early_error_ = ec;
       if (!waiting_on_client_) return;  // the pending upstream write completes first and decides
       if (ec) {
         upstream_failed(BackendError::reset, 502, "upstream closed the connection");
@@ -332,7 +326,7 @@ std::size_t ClientConnection::frame_response_body(std::size_t& n, bool& finished
     case http::BodyKind::none: finished = true; return 0;
     case http::BodyKind::content_length: {
       const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(resp_remaining_, b.size()));
-      if (k) iov_[n++] = asio::const_buffer(b.read_ptr(), k);
+      if (k) iov_[n++] = iov(b.read_ptr(), k);
       resp_remaining_ -= k;
       finished = resp_remaining_ == 0;
       return k;
@@ -341,15 +335,15 @@ std::size_t ClientConnection::frame_response_body(std::size_t& n, bool& finished
       const std::size_t k = b.size();
       if (k && resp_chunked_out_) {
         const std::size_t h = http::write_chunk_header(chunk_hdr_[0], k);
-        iov_[n++] = asio::const_buffer(chunk_hdr_[0], h);
-        iov_[n++] = asio::const_buffer(b.read_ptr(), k);
-        iov_[n++] = asio::const_buffer(kCrlf, 2);
+        iov_[n++] = iov(chunk_hdr_[0], h);
+        iov_[n++] = iov(b.read_ptr(), k);
+        iov_[n++] = iov(kCrlf, 2);
       } else if (k) {
-        iov_[n++] = asio::const_buffer(b.read_ptr(), k);
+        iov_[n++] = iov(b.read_ptr(), k);
       }
       if (upstream_eof_) {
         finished = true;
-        if (resp_chunked_out_) iov_[n++] = asio::const_buffer(kLastChunk, 5);
+        if (resp_chunked_out_) iov_[n++] = iov(kLastChunk, 5);
       }
       return k;
     }
@@ -368,17 +362,17 @@ std::size_t ClientConnection::frame_response_body(std::size_t& n, bool& finished
         if (!data.empty()) {
           if (resp_chunked_out_) {
             const std::size_t h = http::write_chunk_header(chunk_hdr_[spans], data.size());
-            iov_[n++] = asio::const_buffer(chunk_hdr_[spans], h);
-            iov_[n++] = asio::const_buffer(data.data(), data.size());
-            iov_[n++] = asio::const_buffer(kCrlf, 2);
+            iov_[n++] = iov(chunk_hdr_[spans], h);
+            iov_[n++] = iov(data.data(), data.size());
+            iov_[n++] = iov(kCrlf, 2);
           } else {
-            iov_[n++] = asio::const_buffer(data.data(), data.size());
+            iov_[n++] = iov(data.data(), data.size());
           }
           ++spans;
         }
         if (r.kind == http::ParseResult::complete) {
           finished = true;
-          if (resp_chunked_out_) iov_[n++] = asio::const_buffer(kLastChunk, 5);
+          if (resp_chunked_out_) iov_[n++] = iov(kLastChunk, 5);
           break;
         }
         if (used == 0) break;
@@ -391,7 +385,7 @@ std::size_t ClientConnection::frame_response_body(std::size_t& n, bool& finished
 
 void ClientConnection::send_response_part() {
   std::size_t n = 0;
-  if (resp_head_pending_) iov_[n++] = asio::const_buffer(out_head_.data(), out_head_.size());
+  if (resp_head_pending_) iov_[n++] = iov(out_head_.data(), out_head_.size());
   bool finished = false;
   http::ParseResult err = http::ParseResult::more();
   const std::size_t consumed = frame_response_body(n, finished, err);
@@ -407,24 +401,17 @@ void ClientConnection::send_response_part() {
   }
   waiting_on_client_ = true;
   set_deadline(w_.limits().send_timeout.count());
-  asio::async_write(sock_, IovSeq{iov_.data(), n},
-                    [self = ConnRef(this), consumed, finished](const boost::system::error_code& ec, std::size_t w) {
-                      self->on_response_part_written(ec, w, consumed, finished);
-                    });
+  resp_consumed_ = consumed;
+  resp_finished_ = finished;
+  write_client(ClientWrite::response_part, iov_.data(), n);
 }
 
-void ClientConnection::on_response_part_written(const boost::system::error_code& ec, std::size_t written,
-                                                std::size_t consumed, bool finished) {
+void ClientConnection::on_response_part_written(int) {
   if (phase_ != Phase::sending_response) return;
-  bytes_out_ += written;
   response_started_ = true;
   resp_head_pending_ = false;
-  if (ec) {
-    close_now();
-    return;
-  }
-  up_->buf.consume(consumed);
-  if (!finished) {
+  up_->buf.consume(resp_consumed_);
+  if (!resp_finished_) {
     send_response_part();
     return;
   }
@@ -482,18 +469,18 @@ void ClientConnection::start_tunnel(const http::ResponseHead& resp) {
   up_->buf.consume(resp.head_bytes);
   phase_ = Phase::tunnel;
   set_deadline(w_.limits().idle_timeout.count());
-  // The 101 head is written first; then both directions run until either side closes.
-  asio::async_write(sock_, asio::buffer(out_head_), [self = ConnRef(this)](const boost::system::error_code& ec, std::size_t w) {
-    if (self->phase_ != Phase::tunnel) return;
-    self->bytes_out_ += w;
-    self->response_started_ = true;
-    if (ec) {
-      self->close_now();
-      return;
-    }
-    self->pump_upstream_to_client();
-    self->pump_client_to_upstream();
-  });
+  response_started_ = true;
+  // The 101 head goes first (with any bytes the upstream sent after it); then both directions
+  // run until either side closes.
+  const iovec v[2] = {iov(out_head_.data(), out_head_.size()), iov(up_->buf.read_ptr(), up_->buf.size())};
+  resp_consumed_ = up_->buf.size();
+  client_write_ = ClientWrite::tunnel;
+  write_bytes_ = out_head_.size() + resp_consumed_;
+  client_.write(v, 2);
+  // Head bytes are not upstream-buffer bytes: account for them in the completion below.
+  write_bytes_ = resp_consumed_;
+  bytes_out_ += out_head_.size();
+  pump_client_to_upstream();
 }
 
 void ClientConnection::pump_upstream_to_client() {
@@ -502,18 +489,8 @@ void ClientConnection::pump_upstream_to_client() {
     return;
   }
   set_deadline(w_.limits().idle_timeout.count());
-  const std::size_t k = up_->buf.size();
-  asio::async_write(sock_, asio::const_buffer(up_->buf.read_ptr(), k),
-                    [self = ConnRef(this), k](const boost::system::error_code& ec, std::size_t) {
-                      if (self->phase_ != Phase::tunnel) return;
-                      if (ec) {
-                        self->close_now();
-                        return;
-                      }
-                      self->bytes_out_ += k;
-                      self->up_->buf.consume(k);
-                      self->pump_upstream_to_client();
-                    });
+  const iovec v = iov(up_->buf.read_ptr(), up_->buf.size());
+  write_client(ClientWrite::tunnel, &v, 1);
 }
 
 void ClientConnection::pump_client_to_upstream() {
@@ -522,18 +499,9 @@ void ClientConnection::pump_client_to_upstream() {
     return;
   }
   set_deadline(w_.limits().idle_timeout.count());
-  const std::size_t k = rbuf_.size();
-  asio::async_write(up_->sock, asio::const_buffer(rbuf_.read_ptr(), k),
-                    [self = ConnRef(this), k](const boost::system::error_code& ec, std::size_t) {
-                      if (self->phase_ != Phase::tunnel) return;
-                      if (ec) {
-                        self->close_now();
-                        return;
-                      }
-                      self->bytes_in_ += k;
-                      self->rbuf_.consume(k);
-                      self->pump_client_to_upstream();
-                    });
+  req_consumed_ = rbuf_.size();
+  const iovec v = iov(rbuf_.read_ptr(), rbuf_.size());
+  up_->write(&v, 1);
 }
 
 }  // namespace lg

@@ -6,41 +6,38 @@
 namespace lg {
 
 UpstreamConnection::UpstreamConnection(Worker& w, TargetState& t)
-    : sock(w.io()), target(t), worker(w) {
+    : stream(w.reactor(), this), target(t), worker(w) {
   buf.attach(w.buffers());
 }
 
 UpstreamConnection::~UpstreamConnection() {
   worker.timers().remove(this);
+  stream.close();
   buf.detach(worker.buffers());
+}
+
+void UpstreamConnection::release() {
+  if (--refs_ == 0) worker.defer_delete(this);
 }
 
 void UpstreamConnection::connect() {
   state = State::connecting;
-  sock.async_connect(target.endpoint, [self = UpstreamRef(this)](const boost::system::error_code& ec) {
-    if (!ec) {
-      boost::system::error_code ignored;
-      self->sock.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
-    }
-    if (self->state == State::connecting && self->owner) {
-      if (!ec) self->state = State::busy;
-      self->owner->on_upstream_connected(ec);
-    }
-  });
+  stream.connect(reinterpret_cast<const sockaddr*>(&target.addr), target.addr_len);
+}
+
+void UpstreamConnection::on_connected(Stream&, int err) {
+  if (state != State::connecting || !owner) return;
+  if (!err) state = State::busy;
+  owner->on_upstream_connected(err);
 }
 
 void UpstreamConnection::start_read() {
-  if (reading || state == State::closed) return;
+  if (stream.reading() || state == State::closed) return;
   if (buf.free_space() == 0) buf.compact();
-  reading = true;
-  sock.async_read_some(boost::asio::buffer(buf.write_ptr(), buf.free_space()),
-                       [self = UpstreamRef(this)](const boost::system::error_code& ec, std::size_t n) {
-                         self->on_read(ec, n);
-                       });
+  stream.read(buf.write_ptr(), buf.free_space());
 }
 
-void UpstreamConnection::on_read(const boost::system::error_code& ec, std::size_t n) {
-  reading = false;
+void UpstreamConnection::on_read(Stream&, int err, std::size_t n) {
   if (state == State::closed) return;
   if (state == State::idle) {
     // Nothing is expected on an idle connection: EOF, an error or stray bytes all retire it.
@@ -49,15 +46,18 @@ void UpstreamConnection::on_read(const boost::system::error_code& ec, std::size_
     return;
   }
   buf.end += n;
-  if (owner) owner->on_upstream_read(ec, n);
+  if (owner) owner->on_upstream_read(err, n);
+}
+
+void UpstreamConnection::on_written(Stream&, int err) {
+  if (state == State::busy && owner) owner->on_upstream_written(err);
 }
 
 void UpstreamConnection::close() {
   if (state == State::closed) return;
   state = State::closed;
   owner = nullptr;
-  boost::system::error_code ignored;
-  sock.close(ignored);
+  stream.close();
 }
 
 void UpstreamConnection::on_timeout() {

@@ -4,9 +4,8 @@
 #pragma once
 #include <cstdint>
 
-#include <boost/asio/ip/tcp.hpp>
-
 #include "net/buffer.hpp"
+#include "net/stream.hpp"
 #include "net/timer_wheel.hpp"
 
 namespace lg {
@@ -15,16 +14,18 @@ class Worker;
 struct TargetState;
 
 // Implemented by the party that uses a busy connection (a client connection's exchange).
+// err: 0 or an errno value; a read with n == 0 and err == 0 is the upstream closing.
 class UpstreamUser {
  public:
-  virtual void on_upstream_connected(const boost::system::error_code& ec) = 0;
-  virtual void on_upstream_read(const boost::system::error_code& ec, std::size_t n) = 0;
+  virtual void on_upstream_connected(int err) = 0;
+  virtual void on_upstream_read(int err, std::size_t n) = 0;
+  virtual void on_upstream_written(int err) = 0;
 
  protected:
   ~UpstreamUser() = default;
 };
 
-class UpstreamConnection final : public Timed {
+class UpstreamConnection final : public Timed, public StreamUser {
  public:
   enum class State : std::uint8_t { connecting, busy, idle, closed };
 
@@ -33,42 +34,27 @@ class UpstreamConnection final : public Timed {
 
   void connect();     // completion -> owner->on_upstream_connected
   void start_read();  // no-op if a read is already pending; completion -> owner or idle check
-  void close();       // idempotent; pending operations complete with operation_aborted
+  void write(const iovec* iov, std::size_t n) { stream.write(iov, n); }
+  void close();       // idempotent; no completion arrives afterwards
   void on_timeout() override;  // idle too long in the pool
 
   void add_ref() { ++refs_; }
-  void release() {
-    if (--refs_ == 0) delete this;
-  }
+  void release();  // the last reference schedules deletion on the reactor
 
-  boost::asio::ip::tcp::socket sock;
+  Stream stream;
   Buffer buf;
   TargetState& target;
   Worker& worker;
   UpstreamUser* owner = nullptr;  // set while busy or connecting
   State state = State::connecting;
-  bool reading = false;
   bool reused = false;            // taken from the pool (a failure may be a stale close: retry)
   std::uint32_t requests = 0;
 
  private:
-  void on_read(const boost::system::error_code& ec, std::size_t n);
+  void on_read(Stream& s, int err, std::size_t n) override;
+  void on_written(Stream& s, int err) override;
+  void on_connected(Stream& s, int err) override;
   std::uint32_t refs_ = 1;  // the creator's reference
-};
-
-// Keeps an UpstreamConnection alive while a handler is pending.
-class UpstreamRef {
- public:
-  explicit UpstreamRef(UpstreamConnection* c) : c_(c) { c_->add_ref(); }
-  UpstreamRef(UpstreamRef&& o) noexcept : c_(o.c_) { o.c_ = nullptr; }
-  UpstreamRef(const UpstreamRef&) = delete;
-  ~UpstreamRef() {
-    if (c_) c_->release();
-  }
-  UpstreamConnection* operator->() const { return c_; }
-
- private:
-  UpstreamConnection* c_;
 };
 
 }  // namespace lg

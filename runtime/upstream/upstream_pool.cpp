@@ -1,5 +1,8 @@
 #include "upstream/upstream_pool.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 
 #include "net/timer_wheel.hpp"
@@ -15,9 +18,18 @@ TargetState* UpstreamPool::target_for(const TargetConfig& t, const UpstreamConfi
   if (!slot) {
     slot = std::make_unique<TargetState>();
     slot->key = t.address.text;
-    boost::system::error_code ec;
-    auto addr = boost::asio::ip::make_address(t.address.host, ec);
-    slot->endpoint = boost::asio::ip::tcp::endpoint(ec ? boost::asio::ip::address_v4::loopback() : addr, t.address.port);
+    // The loader resolved the host to a numeric literal; parse it once per worker.
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&slot->addr);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&slot->addr);
+    if (inet_pton(AF_INET, t.address.host.c_str(), &v4->sin_addr) == 1) {
+      v4->sin_family = AF_INET;
+      v4->sin_port = htons(t.address.port);
+      slot->addr_len = sizeof(sockaddr_in);
+    } else if (inet_pton(AF_INET6, t.address.host.c_str(), &v6->sin6_addr) == 1) {
+      v6->sin6_family = AF_INET6;
+      v6->sin6_port = htons(t.address.port);
+      slot->addr_len = sizeof(sockaddr_in6);
+    }
   }
   slot->max_idle = group.keepalive_max_idle;
   slot->idle_timeout_ms = group.keepalive_idle_timeout.count();

@@ -7,7 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include <boost/asio/ip/tcp.hpp>
+#include <sys/socket.h>
 
 #include "config/config.hpp"
 
@@ -18,7 +18,8 @@ class Worker;
 
 struct TargetState {
   std::string key;  // "ip:port"
-  boost::asio::ip::tcp::endpoint endpoint;
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
   std::vector<UpstreamConnection*> idle;  // most recently used last
   std::uint32_t active = 0;               // requests in flight from this worker
   std::uint32_t failures = 0;             // consecutive failures

@@ -738,3 +738,184 @@ def http(port, method, path, headers=None, body=None, timeout=5.0):
         return resp.status, out, data
     finally:
         conn.close()
+
+
+# --------------------------------------------------------------------------------------------
+# helpers added for the functional suites (test_proxy_http.py, test_limits.py, ...)
+
+class RawConn:
+    """A persistent raw client connection: send bytes, read complete responses one at a time.
+
+        with RawConn(gw.port) as c:
+            c.send(b"GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+            r = c.read_response()          # Response(status, headers, body)
+    Bytes after a response stay buffered for the next read_response(). Every read is bounded."""
+
+    def __init__(self, port, timeout=5.0):
+        self.sock = socket.create_connection((LOOPBACK, port), timeout=timeout)
+        self.timeout = timeout
+        self.buf = b""
+        self.closed = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _recv(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("RawConn: deadline passed")
+        self.sock.settimeout(left)
+        try:
+            chunk = self.sock.recv(1 << 16)
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            self.closed = True
+        self.buf += chunk
+        return chunk
+
+    def read_response(self, timeout=None, method=None, allow_interim=False):
+        """The next final response (1xx skipped unless allow_interim; a 101 is returned with an
+        empty body). A close-delimited body is read until the server closes. Raises
+        socket.timeout (nothing complete in time) or ConnectionError (closed before complete)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            got = _first_response(self.buf, method, self.closed)
+            if got is not None:
+                resp, used = got
+                self.buf = self.buf[used:]
+                if 100 <= resp.status < 200 and resp.status != 101 and not allow_interim:
+                    continue
+                return resp
+            if self.closed:
+                raise ConnectionError(f"connection closed before a complete response; buffered {self.buf[:300]!r}")
+            self._recv(deadline)
+
+    def read_until_close(self, timeout=None):
+        """Everything until the server closes (bounded); returns the new bytes incl. buffered."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while not self.closed:
+            try:
+                self._recv(deadline)
+            except socket.timeout:
+                break
+        data, self.buf = self.buf, b""
+        return data
+
+    def is_closed_by_peer(self, wait=1.0):
+        """True if the server closes (EOF/RST) within `wait` s; False if the connection stays
+        open that long. Bytes that arrive meanwhile are kept in self.buf."""
+        deadline = time.monotonic() + wait
+        while not self.closed:
+            try:
+                chunk = self._recv(deadline)
+            except socket.timeout:
+                return False
+            if chunk:
+                continue
+        return True
+
+
+def _first_response(buf, method, closed):
+    """-> (Response, bytes used) for the first complete response in buf, or None."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = buf[:end].decode("latin-1").split("\r\n")
+    try:
+        st = int(lines[0].split(" ", 2)[1])
+    except (IndexError, ValueError):
+        raise ConnectionError(f"not an HTTP response: {buf[:200]!r}")
+    hdrs = []
+    for line in lines[1:]:
+        if ":" in line:
+            n, v = line.split(":", 1)
+            hdrs.append((n.strip(), v.strip()))
+    pos = end + 4
+    if (100 <= st < 200) or st in (204, 304) or method == "HEAD":
+        return Response(st, hdrs, b""), pos
+    te = (header(hdrs, "transfer-encoding") or "").lower()
+    cl = header(hdrs, "content-length")
+    if "chunked" in te:
+        body, after = _decode_chunked(buf, pos)
+        return None if after is None else (Response(st, hdrs, body), after)
+    if cl is not None:
+        n = int(cl.split(",")[0].strip())
+        return None if len(buf) < pos + n else (Response(st, hdrs, buf[pos:pos + n]), pos + n)
+    if closed:
+        return Response(st, hdrs, buf[pos:]), len(buf)
+    return None
+
+
+def echo_json(body):
+    """Parses an lg-backend /echo body: dict with headers as [(name, value)]."""
+    obj = json.loads(body)
+    obj["headers"] = [tuple(h) for h in obj["headers"]]
+    return obj
+
+
+def echo_header(echo, name):
+    return header(echo["headers"], name)
+
+
+def echo_header_all(echo, name):
+    return header_all(echo["headers"], name)
+
+
+_METRIC_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text -> list of (name, {label: value}, float value)."""
+    out = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _METRIC_LINE.match(line)
+        if not m:
+            continue
+        labels = dict(_LABEL.findall(m.group(2) or ""))
+        out.append((m.group(1), labels, float(m.group(3))))
+    return out
+
+
+def metric(samples, name, **labels):
+    """Sum of the samples called `name` whose labels include `labels` (0.0 if none)."""
+    total = 0.0
+    for n, l, v in samples:
+        if n == name and all(l.get(k) == str(val) for k, val in labels.items()):
+            total += v
+    return total
+
+
+def get_metrics(admin_port):
+    status, _, body = http(admin_port, "GET", "/metrics")
+    if status != 200:
+        raise AssertionError(f"/metrics answered {status}")
+    return parse_metrics(body.decode("utf-8", "replace"))
+
+
+def rss_kib(pid):
+    """VmRSS of a process in KiB (None if gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None

@@ -1,0 +1,93 @@
+// A non-blocking TCP socket driven by the worker's Reactor: at most one read and one write in
+// flight, completions delivered to a StreamUser. It keeps its own readiness flags: a read that
+// returns less than asked means the socket is drained (an edge announces the next bytes), so no
+// read is ever attempted just to collect an EAGAIN.
+//
+// Contract: after close() no callback arrives. A Stream (and its owner) must be destroyed only
+// from Reactor::defer, never inside a callback of the same turn.
+#pragma once
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "net/reactor.hpp"
+
+namespace lg {
+
+class Stream;
+
+class StreamUser {
+ public:
+  // n > 0: bytes read; n == 0 and err == 0: the peer closed; err != 0: an errno value.
+  virtual void on_read(Stream& s, int err, std::size_t n) = 0;
+  // All bytes of the gather written (err == 0) or the write failed.
+  virtual void on_written(Stream& s, int err) = 0;
+  virtual void on_connected(Stream& s, int err) { (void)s; (void)err; }
+
+ protected:
+  ~StreamUser() = default;
+};
+
+class Stream final : public IoHandler {
+ public:
+  static constexpr std::size_t kMaxIov = 64;
+
+  Stream(Reactor& r, StreamUser* user) : reactor_(r), user_(user) {}
+  ~Stream() { close(); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  bool adopt(int fd);  // an accepted, already non-blocking socket
+  void connect(const sockaddr* addr, socklen_t len);
+  void read(char* buf, std::size_t len);
+  void write(const iovec* iov, std::size_t n);
+  void write(const void* p, std::size_t n) {
+    iovec v{const_cast<void*>(p), n};
+    write(&v, 1);
+  }
+  void shutdown_send();
+  void close();
+
+  bool is_open() const { return fd_ >= 0; }
+  bool reading() const { return rd_buf_ != nullptr; }
+  bool writing() const { return wr_n_ != 0; }
+  int fd() const { return fd_; }
+  void set_user(StreamUser* u) { user_ = u; }
+
+ private:
+  void on_io(std::uint32_t events) override;
+  // Each returns true when the operation finished (result stored for delivery).
+  bool do_read();
+  bool do_write();
+  void finish_connect();
+  void deliver_read();
+  void deliver_write();
+  static void deferred_read(void* self) { static_cast<Stream*>(self)->deliver_read(); }
+  static void deferred_write(void* self) { static_cast<Stream*>(self)->deliver_write(); }
+  static void deferred_connect(void* self);
+
+  Reactor& reactor_;
+  StreamUser* user_;
+  int fd_ = -1;
+  bool readable_ = true;
+  bool writable_ = true;
+  bool peer_closed_ = false;
+  bool connecting_ = false;
+  // read in progress / result waiting for delivery
+  char* rd_buf_ = nullptr;
+  std::size_t rd_len_ = 0;
+  bool rd_done_ = false;
+  int rd_err_ = 0;
+  std::size_t rd_n_ = 0;
+  // write in progress
+  iovec wr_iov_[kMaxIov];
+  std::size_t wr_first_ = 0, wr_n_ = 0;
+  bool wr_done_ = false;
+  int wr_err_ = 0;
+  int connect_err_ = 0;
+  std::uint32_t generation_ = 0;  // bumped by close(): stale deferred deliveries are dropped
+};
+
+}  // namespace lg
