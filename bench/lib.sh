@@ -71,6 +71,18 @@ start_backend() {  # start_backend PORT : our lg-backend, 1 thread, on the load-
   wait_port "$1" 10 || { cat "$RUN/backend.log" >&2; die "backend did not listen on $1"; }
 }
 
+snapshot_lunagate() {  # run a private copy of the binary: a rebuild during the run cannot swap it
+  LUNAGATE_SRC=$LUNAGATE_BIN
+  LUNAGATE_BUILT=$(date -r "$LUNAGATE_SRC" '+%F %T')
+  # /tmp/lg-build.lock is held by the project's builds (see bench/README.md): copy between builds
+  if command -v flock >/dev/null 2>&1; then
+    flock -w 600 /tmp/lg-build.lock cp "$LUNAGATE_SRC" "$RUN/lunagate" || die "could not copy $LUNAGATE_SRC"
+  else cp "$LUNAGATE_SRC" "$RUN/lunagate"; fi
+  LUNAGATE_BIN=$RUN/lunagate
+  LUNAGATE_SHA=$(sha256sum "$LUNAGATE_BIN" | cut -c1-12)
+  "$LUNAGATE_BIN" version >/dev/null 2>&1 || die "$LUNAGATE_SRC does not run"
+}
+
 # ------------------------------------------------------------------ configs
 render() {  # render TEMPLATE OUTFILE : replace {PORT} {BACKEND_PORT} {RUN} (and @X@ spellings)
   sed -e "s|{PORT}|$PORT_R|g" -e "s|{BACKEND_PORT}|$BACKEND_PORT|g" -e "s|{RUN}|$RUN|g" \
@@ -105,11 +117,11 @@ fmt_int() { awk -v v="$1" 'BEGIN{ if (v=="NA") {print v; exit} s=sprintf("%.0f",
 
 # ------------------------------------------------------------------ reporting
 machine_facts() {  # markdown bullet list
-  local dirty
+  local dirty src=${LUNAGATE_SRC:-$LUNAGATE_BIN}
   dirty=$(git -C "$ROOT_DIR" status --porcelain --untracked-files=no 2>/dev/null | wc -l)
   echo "- date: $(date -Is)"
   echo "- machine: nproc=$(nproc), CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/{printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
-  echo "- $(nginx -v 2>&1), $("$LUNAGATE_BIN" version 2>&1 | head -1) (binary built $(date -r "$LUNAGATE_BIN" '+%F %T'))"
+  echo "- $(nginx -v 2>&1), $("$LUNAGATE_BIN" version 2>&1 | head -1) (${src#"$ROOT_DIR"/}, built ${LUNAGATE_BUILT:-$(date -r "$LUNAGATE_BIN" '+%F %T')}, sha256 ${LUNAGATE_SHA:-$(sha256sum "$LUNAGATE_BIN" | cut -c1-12)})"
   echo "- git commit: $(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)$([ "$dirty" -gt 0 ] && echo " + $dirty modified tracked files in the work tree")"
   echo "- pinning: gateway on CPU $GW_CPU; load generator and backend (build/lg-backend, 1 thread) on CPU $LOADGEN_CPU"
 }

@@ -36,6 +36,7 @@ check_ports_free "$BACKEND_PORT" "$NGINX_PORT" "$LUNAGATE_PORT"
 TS=$(date +%Y%m%d-%H%M%S)
 OUT="$BENCH_DIR/out/run-$TS"; RUN="$OUT/run"; KEEP_RUN=1
 mkdir -p "$OUT/raw" "$RUN"
+snapshot_lunagate
 # 10,000 idle connections need more than the default 1024 descriptors (gateways inherit this).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge $((IDLE_CONNS + 200)) ] || \

@@ -39,6 +39,7 @@ check_ports_free "$BACKEND_PORT" "$NGINX_PORT" "$LUNAGATE_PORT"
 TS=$(date +%Y%m%d-%H%M%S)
 OUT="$BENCH_DIR/out/cost-$TS"; RUN="$OUT/run"; KEEP_RUN=1
 mkdir -p "$OUT/raw" "$RUN"
+snapshot_lunagate
 log "output -> $OUT"
 start_backend "$BACKEND_PORT"
 

@@ -49,7 +49,7 @@ void write_client_response_head(std::string& out, const http::ResponseHead& resp
         passthrough_length = h.value;
       continue;
     }
-    if (custom && http::list_contains_token(resp.connection, h.name)) continue;
+    if (custom && !(opts.upgrade && iequals(h.name, "upgrade")) && http::list_contains_token(resp.connection, h.name)) continue;
     out.append(h.name);
     out.append(": ", 2);
     out.append(h.value);
