@@ -18,6 +18,8 @@ namespace lg {
 
 class Stream;
 
+inline iovec make_iov(const void* p, std::size_t n) { return iovec{const_cast<void*>(p), n}; }
+
 class StreamUser {
  public:
   // n > 0: bytes read; n == 0 and err == 0: the peer closed; err != 0: an errno value.

@@ -8,9 +8,6 @@
 namespace lg {
 
 namespace {
-iovec iov(const void* p, std::size_t n) { return iovec{const_cast<void*>(p), n}; }
-constexpr char kCrlf[] = "\r\n";
-constexpr char kLastChunk[] = "0\r\n\r\n";
 constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 bool idempotent(std::uint16_t m) {
@@ -86,8 +83,8 @@ void ClientConnection::send_request_part() {
   waiting_on_client_ = false;
   std::size_t n = 0;
   if (!head_sent_) {
-    iov_[n++] = iov(up_head_.data(), up_head_.size());
-    iov_[n++] = iov(host_line_.data(), host_line_.size());
+    iov_[n++] = make_iov(up_head_.data(), up_head_.size());
+    iov_[n++] = make_iov(host_line_.data(), host_line_.size());
   }
   http::ParseResult err = http::ParseResult::more();
   const std::size_t consumed = frame_request_body(n, err);
@@ -103,41 +100,6 @@ void ClientConnection::send_request_part() {
   set_deadline(write_timeout_ms());
   req_consumed_ = consumed;
   up_->write(iov_.data(), n);
-}
-
-std::size_t ClientConnection::frame_request_body(std::size_t& n, http::ParseResult& err) {
-  if (request_body_done_ || rbuf_.empty()) return 0;
-  if (req_body_ == http::BodyKind::content_length) {
-    const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(req_remaining_, rbuf_.size()));
-    iov_[n++] = iov(rbuf_.read_ptr(), k);
-    return k;
-  }
-  // chunked: decode and re-frame, so extensions, trailers and odd spellings never reach the upstream
-  const std::string_view in(rbuf_.read_ptr(), rbuf_.size());
-  std::size_t consumed = 0;
-  for (std::size_t spans = 0; spans < kMaxSpans && consumed < in.size();) {
-    std::size_t used = 0;
-    std::string_view data;
-    http::ParseResult r = req_chunks_.feed(in.substr(consumed), used, data);
-    consumed += used;
-    if (r.kind == http::ParseResult::error) {
-      err = r;
-      return 0;
-    }
-    if (!data.empty()) {
-      const std::size_t h = http::write_chunk_header(chunk_hdr_[spans], data.size());
-      iov_[n++] = iov(chunk_hdr_[spans], h);
-      iov_[n++] = iov(data.data(), data.size());
-      iov_[n++] = iov(kCrlf, 2);
-      ++spans;
-    }
-    if (r.kind == http::ParseResult::complete) {
-      iov_[n++] = iov(kLastChunk, 5);
-      break;
-    }
-    if (used == 0) break;
-  }
-  return consumed;
 }
 
 void ClientConnection::on_upstream_written(int err) {
@@ -192,7 +154,7 @@ void ClientConnection::on_upstream_written(int err) {
 void ClientConnection::send_continue_then_read_body() {
   if (expect_continue_ && !sent_100_ && !http10_) {
     sent_100_ = true;
-    const iovec v = iov(kContinue, sizeof kContinue - 1);
+    const iovec v = make_iov(kContinue, sizeof kContinue - 1);
     write_client(ClientWrite::continue_100, &v, 1);
     return;
   }
@@ -320,72 +282,9 @@ void ClientConnection::start_response(const http::ResponseHead& resp) {
   send_response_part();
 }
 
-std::size_t ClientConnection::frame_response_body(std::size_t& n, bool& finished, http::ParseResult& err) {
-  Buffer& b = up_->buf;
-  switch (resp_body_) {
-    case http::BodyKind::none: finished = true; return 0;
-    case http::BodyKind::content_length: {
-      const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(resp_remaining_, b.size()));
-      if (k) iov_[n++] = iov(b.read_ptr(), k);
-      resp_remaining_ -= k;
-      finished = resp_remaining_ == 0;
-      return k;
-    }
-    case http::BodyKind::until_close: {
-      const std::size_t k = b.size();
-      if (k && resp_chunked_out_) {
-        const std::size_t h = http::write_chunk_header(chunk_hdr_[0], k);
-        iov_[n++] = iov(chunk_hdr_[0], h);
-        iov_[n++] = iov(b.read_ptr(), k);
-        iov_[n++] = iov(kCrlf, 2);
-      } else if (k) {
-        iov_[n++] = iov(b.read_ptr(), k);
-      }
-      if (upstream_eof_) {
-        finished = true;
-        if (resp_chunked_out_) iov_[n++] = iov(kLastChunk, 5);
-      }
-      return k;
-    }
-    case http::BodyKind::chunked: {
-      const std::string_view in(b.read_ptr(), b.size());
-      std::size_t consumed = 0;
-      for (std::size_t spans = 0; spans < kMaxSpans && consumed < in.size();) {
-        std::size_t used = 0;
-        std::string_view data;
-        const http::ParseResult r = resp_chunks_.feed(in.substr(consumed), used, data);
-        consumed += used;
-        if (r.kind == http::ParseResult::error) {
-          err = r;
-          return 0;
-        }
-        if (!data.empty()) {
-          if (resp_chunked_out_) {
-            const std::size_t h = http::write_chunk_header(chunk_hdr_[spans], data.size());
-            iov_[n++] = iov(chunk_hdr_[spans], h);
-            iov_[n++] = iov(data.data(), data.size());
-            iov_[n++] = iov(kCrlf, 2);
-          } else {
-            iov_[n++] = iov(data.data(), data.size());
-          }
-          ++spans;
-        }
-        if (r.kind == http::ParseResult::complete) {
-          finished = true;
-          if (resp_chunked_out_) iov_[n++] = iov(kLastChunk, 5);
-          break;
-        }
-        if (used == 0) break;
-      }
-      return consumed;
-    }
-  }
-  return 0;
-}
-
 void ClientConnection::send_response_part() {
   std::size_t n = 0;
-  if (resp_head_pending_) iov_[n++] = iov(out_head_.data(), out_head_.size());
+  if (resp_head_pending_) iov_[n++] = make_iov(out_head_.data(), out_head_.size());
   bool finished = false;
   http::ParseResult err = http::ParseResult::more();
   const std::size_t consumed = frame_response_body(n, finished, err);
@@ -455,53 +354,6 @@ void ClientConnection::release_upstream(bool reusable) {
   uc->owner = nullptr;
   if (!(reusable && uc->state == UpstreamConnection::State::busy && w_.pool().put_idle(uc))) uc->close();
   uc->release();
-}
-
-void ClientConnection::start_tunnel(const http::ResponseHead& resp) {
-  upstream_latency_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_upstream_).count();
-  status_ = 101;
-  keep_alive_ = false;
-  ClientResponseOptions o;
-  o.request_id = std::string_view(request_id_, request_id_len_);
-  o.upgrade = true;
-  out_head_.clear();
-  write_client_response_head(out_head_, resp, o);
-  up_->buf.consume(resp.head_bytes);
-  phase_ = Phase::tunnel;
-  set_deadline(w_.limits().idle_timeout.count());
-  response_started_ = true;
-  // The 101 head goes first (with any bytes the upstream sent after it); then both directions
-  // run until either side closes.
-  const iovec v[2] = {iov(out_head_.data(), out_head_.size()), iov(up_->buf.read_ptr(), up_->buf.size())};
-  resp_consumed_ = up_->buf.size();
-  client_write_ = ClientWrite::tunnel;
-  write_bytes_ = out_head_.size() + resp_consumed_;
-  client_.write(v, 2);
-  // Head bytes are not upstream-buffer bytes: account for them in the completion below.
-  write_bytes_ = resp_consumed_;
-  bytes_out_ += out_head_.size();
-  pump_client_to_upstream();
-}
-
-void ClientConnection::pump_upstream_to_client() {
-  if (up_->buf.empty()) {
-    up_->start_read();
-    return;
-  }
-  set_deadline(w_.limits().idle_timeout.count());
-  const iovec v = iov(up_->buf.read_ptr(), up_->buf.size());
-  write_client(ClientWrite::tunnel, &v, 1);
-}
-
-void ClientConnection::pump_client_to_upstream() {
-  if (rbuf_.empty()) {
-    read_client();
-    return;
-  }
-  set_deadline(w_.limits().idle_timeout.count());
-  req_consumed_ = rbuf_.size();
-  const iovec v = iov(rbuf_.read_ptr(), rbuf_.size());
-  up_->write(&v, 1);
 }
 
 }  // namespace lg
