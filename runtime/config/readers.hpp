@@ -1,0 +1,18 @@
+// Section readers shared by config_loader.cpp and route_reader.cpp (internal to config/).
+#pragma once
+#include <set>
+#include <string>
+
+#include "config/config.hpp"
+#include "config/yaml_reader.hpp"
+
+namespace lg::config_readers {
+
+// Three optional durations: connect/read/write (upstream timeouts and their route overrides).
+void read_timeouts(yaml_reader::Problems& p, const yaml_reader::Value& v, OptionalTimeouts& out);
+
+// The `routes` list; `declared` holds every upstream name so references can be checked.
+void read_routes(yaml_reader::Problems& p, const yaml_reader::Value& v, Config& cfg,
+                 const std::set<std::string>& declared);
+
+}  // namespace lg::config_readers
