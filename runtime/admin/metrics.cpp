@@ -52,6 +52,14 @@ std::uint32_t WorkerMetrics::upstream_slot(const std::string& upstream) {
   return static_cast<std::uint32_t>(data_.upstreams.size() - 1);
 }
 
+std::uint32_t WorkerMetrics::series(const std::string& name, const std::string& help, const std::string& labels,
+                                    bool gauge) {
+  for (std::uint32_t i = 0; i < data_.custom.size(); ++i)
+    if (data_.custom[i].name == name && data_.custom[i].labels == labels) return i;
+  data_.custom.push_back(CustomSeries{name, help, labels, gauge, 0});
+  return static_cast<std::uint32_t>(data_.custom.size() - 1);
+}
+
 void WorkerMetrics::request_done(std::uint32_t slot, std::uint16_t status, double seconds) {
   RouteSeries& r = data_.routes[slot];
   r.duration.observe(seconds);
@@ -97,9 +105,15 @@ std::string render_prometheus(const std::vector<MetricsData>& workers) {
   std::map<std::tuple<std::string, std::string, std::uint16_t>, std::uint64_t> requests;
   std::map<Key, Histogram> duration, backend;
   std::map<std::string, UpstreamSeries> errors;
+  std::map<std::string, std::pair<const CustomSeries*, std::map<std::string, double>>> custom;
   std::int64_t active = 0;
   for (const MetricsData& w : workers) {
     active += w.active_connections;
+    for (const CustomSeries& c : w.custom) {
+      auto& fam = custom[c.name];
+      if (!fam.first) fam.first = &c;
+      fam.second[c.labels] += c.value;
+    }
     for (const RouteSeries& r : w.routes) {
       for (const auto& [st, n] : r.by_status) requests[{r.route, r.upstream, st}] += n;
       if (r.duration.count) duration[{r.route, r.upstream}].merge(r.duration);
@@ -136,6 +150,14 @@ std::string render_prometheus(const std::vector<MetricsData>& workers) {
     for (int i = 0; i < static_cast<int>(BackendError::count_); ++i)
       out += fmt::format("gateway_backend_errors_total{{upstream=\"{}\",kind=\"{}\"}} {}\n", label_escape(name),
                          backend_error_name(static_cast<BackendError>(i)), u.errors[i]);
+  for (const auto& [name, fam] : custom) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, fam.first->help, name,
+                       fam.first->gauge ? "gauge" : "counter");
+    for (const auto& [labels, value] : fam.second) {
+      if (labels.empty()) out += fmt::format("{} {}\n", name, value);
+      else out += fmt::format("{}{{{}}} {}\n", name, labels, value);
+    }
+  }
   return out;
 }
 

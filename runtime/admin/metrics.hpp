@@ -35,7 +35,18 @@ struct UpstreamSeries {
   std::uint64_t errors[static_cast<int>(BackendError::count_)] = {};
 };
 
+// A counter or gauge registered by any layer (scripts, rate limits, retries, ...), with a fixed
+// label set. Series with the same name and labels are summed over workers on scrape.
+struct CustomSeries {
+  std::string name;    // e.g. "gateway_upstream_retries_total"
+  std::string help;
+  std::string labels;  // rendered pairs: upstream="users" (may be empty)
+  bool gauge = false;
+  double value = 0;
+};
+
 struct MetricsData {
+  std::vector<CustomSeries> custom;
   std::vector<RouteSeries> routes;
   std::vector<UpstreamSeries> upstreams;
   std::int64_t active_connections = 0;
@@ -54,6 +65,12 @@ class WorkerMetrics {
   void backend_error(std::uint32_t upstream_slot, BackendError e) {
     data_.upstreams[upstream_slot].errors[static_cast<int>(e)]++;
   }
+  // Registers (or finds) a custom series on this worker: the slow path, at snapshot install.
+  std::uint32_t series(const std::string& name, const std::string& help, const std::string& labels,
+                       bool gauge = false);
+  void add(std::uint32_t slot, double v = 1) { data_.custom[slot].value += v; }
+  void set(std::uint32_t slot, double v) { data_.custom[slot].value = v; }
+
   void connection_opened() { ++data_.active_connections; }
   void connection_closed() { --data_.active_connections; }
   std::int64_t active_connections() const { return data_.active_connections; }

@@ -80,6 +80,9 @@ void Worker::install(std::shared_ptr<const Snapshot> s) {
     for (const TargetConfig& t : cfg.targets) wg.targets.push_back(pool_.target_for(t, cfg));
     wg.view.resize(wg.targets.size());
     wg.metrics_slot = metrics_.upstream_slot(cfg.name);
+    wg.retries_slot = metrics_.series("gateway_upstream_retries_total",
+                                      "Requests resent on a fresh connection after a pooled one turned out closed.",
+                                      "upstream=\"" + cfg.name + "\"");
   }
   p->route_metrics.reserve(snap.config.routes.size());
   for (const RouteConfig& r : snap.config.routes) p->route_metrics.push_back(metrics_.route_slot(r.name, r.upstream));

@@ -32,6 +32,7 @@ struct WorkerGroup {
   RoundRobinState rr;
   std::vector<TargetView> view;  // scratch filled before each pick
   std::uint32_t metrics_slot = 0;
+  std::uint32_t retries_slot = 0;  // gateway_upstream_retries_total{upstream}
 };
 
 // A snapshot pinned by this worker, with worker-local derived state. Reference counted without

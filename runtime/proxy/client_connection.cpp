@@ -139,7 +139,9 @@ void ClientConnection::handle_request() {
   method_.assign(head_.method);
   http10_ = head_.version_minor == 0;
   head_request_ = method_bit_ == M_HEAD;
-  keep_alive_ = head_.keep_alive && !drain_requested_ && !w_.draining();
+  // A client may queue at most max_pipelined requests ahead; the last one allowed is answered
+  // with Connection: close and the rest are discarded with the connection.
+  keep_alive_ = head_.keep_alive && !drain_requested_ && !w_.draining() && pipelined_ < lim.max_pipelined;
   request_body_done_ = head_.body == http::BodyKind::none;
   bytes_in_ = head_.head_bytes;
   assign_request_id(find_header(*head_.headers, "x-request-id"));
@@ -309,9 +311,11 @@ void ClientConnection::finish_request() {
   }
   phase_ = Phase::idle;
   if (!rbuf_.empty()) {  // a pipelined request is already here
+    ++pipelined_;
     on_head_bytes();
     return;
   }
+  pipelined_ = 0;
   if (!client_.reading()) rbuf_.detach(w_.buffers());  // idle connections hold no block
   set_deadline(w_.limits().idle_timeout.count());
   read_client();

@@ -153,6 +153,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   int target_idx_ = -1;
   int attempts_ = 0;
   std::uint64_t lingered_ = 0;
+  std::uint32_t pipelined_ = 0;     // requests in a row that were already buffered when reached
   std::chrono::steady_clock::time_point t_start_, t_upstream_;
   double upstream_latency_s_ = -1;
   TargetState* target_ = nullptr;

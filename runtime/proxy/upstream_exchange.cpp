@@ -330,6 +330,7 @@ bool ClientConnection::can_retry() const {
 void ClientConnection::upstream_failed(BackendError kind, std::uint16_t status, const char* message) {
   if (kind == BackendError::reset && can_retry()) {
     if (target_idx_ >= 0 && target_idx_ < 64) tried_targets_ &= ~(std::uint64_t{1} << target_idx_);
+    w_.metrics().add(pin_->groups[upstream_index_].retries_slot);
     release_upstream(false);
     start_upstream();  // same rules, fresh connection
     return;

@@ -299,3 +299,21 @@ TEST_CASE("render_prometheus: unrouted requests use empty labels; negative gauge
   CHECK(has_line(out, "gateway_requests_total{route=\"\",upstream=\"\",status=\"404\"} 2"));
   CHECK(has_line(out, "gateway_active_connections -1"));
 }
+
+TEST_CASE("metrics: custom series registered by other layers are summed per label set", "[metrics]") {
+  lg::WorkerMetrics a, b;
+  const auto sa = a.series("gateway_upstream_retries_total", "Retries.", "upstream=\"users\"");
+  const auto sb = b.series("gateway_upstream_retries_total", "Retries.", "upstream=\"users\"");
+  const auto so = b.series("gateway_upstream_retries_total", "Retries.", "upstream=\"orders\"");
+  const auto g = a.series("gateway_things", "A gauge.", "", true);
+  CHECK(a.series("gateway_upstream_retries_total", "Retries.", "upstream=\"users\"") == sa);  // found, not duplicated
+  a.add(sa, 2);
+  b.add(sb);
+  b.add(so, 5);
+  a.set(g, 7);
+  const std::string text = lg::render_prometheus({a.data(), b.data()});
+  CHECK(text.find("# TYPE gateway_upstream_retries_total counter\n") != std::string::npos);
+  CHECK(text.find("gateway_upstream_retries_total{upstream=\"users\"} 3\n") != std::string::npos);
+  CHECK(text.find("gateway_upstream_retries_total{upstream=\"orders\"} 5\n") != std::string::npos);
+  CHECK(text.find("# TYPE gateway_things gauge\ngateway_things 7\n") != std::string::npos);
+}
