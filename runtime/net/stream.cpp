@@ -175,6 +175,7 @@ void Stream::shutdown_send() {
 }
 
 void Stream::close() {
+  connect_err_ = 0;  // a connect failure still queued for delivery is dropped (see deferred_connect)
   if (fd_ < 0) return;
   ::close(fd_);  // also leaves the epoll set
   fd_ = -1;

@@ -118,6 +118,7 @@ void ClientConnection::on_head_bytes() {
     respond_error(r.status, r.reason, true);
     return;
   }
+  head_unconsumed_ = true;
   handle_request();
 }
 
@@ -187,6 +188,7 @@ void ClientConnection::handle_request() {
   }
   expect_continue_ = head_.expect_continue && !request_body_done_;
   rbuf_.consume(head_.head_bytes);
+  head_unconsumed_ = false;
   scan_.reset();
   tried_targets_ = 0;
   attempts_ = 0;
@@ -229,6 +231,11 @@ void ClientConnection::respond_error(std::uint16_t status, const char* message, 
   }
   status_ = status;
   if (request_id_len_ == 0) assign_request_id({});
+  if (head_unconsumed_) {  // answered locally: the next request starts after this head
+    rbuf_.consume(head_.head_bytes);
+    head_unconsumed_ = false;
+    scan_.reset();
+  }
   // With request body bytes unread the next request's first byte is unknown: close.
   const bool must_close = close || !request_body_done_ || !keep_alive_ || drain_requested_ || w_.draining();
   keep_alive_ = !must_close;

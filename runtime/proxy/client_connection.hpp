@@ -127,6 +127,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   bool expect_continue_ = false;
   bool drain_requested_ = false;
   bool in_request_ = false;
+  bool head_unconsumed_ = false;    // the parsed head still sits at the front of rbuf_
   bool accounted_ = true;           // the request in progress was logged and counted
   bool response_started_ = false;   // bytes of a response reached the client
   bool request_body_done_ = true;

@@ -282,7 +282,8 @@ void RouteTrie::note_prefix(const Node& node, std::uint32_t rest, TrieMatch& m,
 
 // Depth-first, static child before param child. pos: where the next segment starts (just past
 // a '/'); pos == path.size() + 1 once the whole path is consumed. Returns true when a complete
-// match allowing the method was found; otherwise restores m.param_count. Recurses only where
+// match allowing the method was found, or when a prefix match below a static child settled the
+// lookup (m.found stays false; the caller takes `best`); otherwise restores m.param_count. Recurses only where
 // both a static and a param child could match; a single choice just moves down in the loop.
 bool RouteTrie::walk(std::uint32_t node_index, std::size_t pos, TrieMatch& m,
                      Prefix& best) const {
@@ -308,7 +309,14 @@ bool RouteTrie::walk(std::uint32_t node_index, std::size_t pos, TrieMatch& m,
         pos = end + 1;
         continue;
       }
+      const Entry* before = best.entry;
       if (walk(child, end + 1, m, best)) return true;
+      // Per segment an exact segment beats a parameter: a prefix route found below the static
+      // child settles the match before the parameter branch is tried.
+      if (best.entry != before) {
+        m.param_count = saved_params;
+        return true;
+      }
     } else if (!param_ok) {
       break;
     }
@@ -325,7 +333,7 @@ bool RouteTrie::walk(std::uint32_t node_index, std::size_t pos, TrieMatch& m,
 void RouteTrie::match(TrieMatch& m) const {
   Prefix best;
   m.param_count = 0;
-  if (walk(0, 1, m, best)) return;
+  if (walk(0, 1, m, best) && m.found) return;
   if (best.entry != nullptr) {
     m.found = true;
     m.route = best.entry->route;

@@ -123,9 +123,13 @@ TEST_CASE("router: static first with backtracking", "[router]") {
   REQUIRE(m.kind == RouteMatchResult::found);
   CHECK(m.route == 1);
   CHECK(param(m, "x") == "b");
-  m = r.match("", "/a/b/e/f", M_GET);  // the deepest prefix wins, even through a param
+  m = r.match("", "/a/b/e/f", M_GET);  // per segment, the exact "a" beats ":y": its prefix settles it
+  CHECK(m.route == 2);
+  CHECK(m.param_count == 0);
+  CHECK(m.prefix_rest == "/b/e/f");
+  m = r.match("", "/z/b/e/f", M_GET);  // no exact first segment: the param branch's prefix
   CHECK(m.route == 3);
-  CHECK(param(m, "y") == "a");
+  CHECK(param(m, "y") == "z");
   CHECK(m.prefix_rest == "/f");
   m = r.match("", "/a/q/z", M_GET);
   CHECK(m.route == 2);
@@ -133,14 +137,27 @@ TEST_CASE("router: static first with backtracking", "[router]") {
   CHECK(m.prefix_rest == "/q/z");
 }
 
-TEST_CASE("router: complete match beats a deeper prefix", "[router]") {
-  Router r({route("prefix", {"/a/b/*"}), route("param", {"/:x/b/c"})});
+TEST_CASE("router: per segment, an exact segment beats a param even when it leads to a prefix", "[router]") {
+  Router r({route("prefix", {"/a/b/*"}), route("param", {"/:x/b/c"}), route("users-admin", {"/users/admin/*"}),
+            route("user", {"/users/:id"})});
   auto m = r.match("", "/a/b/c", M_GET);
-  CHECK(m.route == 1);
-  CHECK(param(m, "x") == "a");
-  m = r.match("", "/a/b/d", M_GET);
   CHECK(m.route == 0);
-  CHECK(m.prefix_rest == "/d");
+  CHECK(m.prefix_rest == "/c");
+  m = r.match("", "/q/b/c", M_GET);  // no exact "q": the param route
+  CHECK(m.route == 1);
+  CHECK(param(m, "x") == "q");
+  m = r.match("", "/users/admin", M_GET);
+  CHECK(m.route == 2);
+  m = r.match("", "/users/7", M_GET);
+  CHECK(m.route == 3);
+}
+
+TEST_CASE("router: a prefix that only allows other methods does not settle the match", "[router]") {
+  Router r({route("prefix-post", {"/a/*"}, M_POST), route("param-get", {"/:x/b"}, M_GET)});
+  auto m = r.match("", "/a/b", M_GET);
+  CHECK(m.route == 1);
+  m = r.match("", "/a/b", M_POST);
+  CHECK(m.route == 0);
 }
 
 TEST_CASE("router: params captured", "[router]") {
