@@ -82,7 +82,16 @@ void Reactor::run_deferred() {
   // Handlers may defer more work; run until the queue is empty.
   while (!deferred_.empty()) {
     running_.swap(deferred_);
-    for (const Deferred& d : running_) d.fn(d.arg);
+    std::size_t i = 0;
+    try {
+      for (; i < running_.size(); ++i) running_[i].fn(running_[i].arg);
+    } catch (...) {
+      // Keep the callbacks after the one that threw (they run first on the next turn) and
+      // never run the ones before it again.
+      deferred_.insert(deferred_.begin(), running_.begin() + static_cast<std::ptrdiff_t>(i + 1), running_.end());
+      running_.clear();
+      throw;
+    }
     running_.clear();
   }
 }

@@ -98,13 +98,20 @@ void Stream::deliver_read() {
 
 void Stream::write(const iovec* iov, std::size_t n) {
   std::size_t k = 0;
-  for (std::size_t i = 0; i < n && k < kMaxIov; ++i)
-    if (iov[i].iov_len) wr_iov_[k++] = iov[i];
+  bool too_many = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!iov[i].iov_len) continue;
+    if (k == kMaxIov) {
+      too_many = true;
+      break;
+    }
+    wr_iov_[k++] = iov[i];
+  }
   wr_first_ = 0;
   wr_n_ = k;
   wr_done_ = false;
-  if (k == 0) {
-    wr_err_ = 0;
+  if (k == 0 || too_many) {
+    wr_err_ = too_many ? EINVAL : 0;
     wr_done_ = true;
     wr_n_ = 1;  // marks "in flight" until delivered
     reactor_.defer(&Stream::deferred_write, this);
@@ -183,7 +190,6 @@ void Stream::close() {
   rd_done_ = wr_done_ = false;
   wr_n_ = wr_first_ = 0;
   connecting_ = false;
-  ++generation_;
 }
 
 }  // namespace lg

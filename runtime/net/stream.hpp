@@ -44,6 +44,7 @@ class Stream final : public IoHandler {
   bool adopt(int fd);  // an accepted, already non-blocking socket
   void connect(const sockaddr* addr, socklen_t len);
   void read(char* buf, std::size_t len);
+  // More than kMaxIov non-empty buffers is a programming error: it fails with EINVAL.
   void write(const iovec* iov, std::size_t n);
   void write(const void* p, std::size_t n) {
     iovec v{const_cast<void*>(p), n};
@@ -89,7 +90,6 @@ class Stream final : public IoHandler {
   bool wr_done_ = false;
   int wr_err_ = 0;
   int connect_err_ = 0;
-  std::uint32_t generation_ = 0;  // bumped by close(): stale deferred deliveries are dropped
 };
 
 }  // namespace lg

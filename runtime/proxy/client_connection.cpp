@@ -73,6 +73,12 @@ void ClientConnection::on_read(Stream&, int err, std::size_t n) {
     else read_client();
     return;
   }
+  if (phase_ == Phase::tunnel && !err && n == 0) {  // half-close: pass it on, keep the other way open
+    client_eof_ = true;
+    up_->stream.shutdown_send();
+    if (upstream_eof_) close_now();
+    return;
+  }
   if (err || n == 0) {
     // The client went away. Nothing can be answered; an upstream mid-exchange is not reusable.
     if (in_request_ && status_ == 0) status_ = 499;
@@ -343,6 +349,7 @@ void ClientConnection::reset_for_next_request() {
   early_error_ = false;
   sent_100_ = false;
   upstream_eof_ = false;
+  client_eof_ = false;
   resp_head_pending_ = false;
   websocket_ = false;
   expect_continue_ = false;

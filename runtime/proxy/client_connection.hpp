@@ -141,6 +141,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   bool head_request_ = false;
   bool upstream_reusable_ = false;
   bool upstream_eof_ = false;
+  bool client_eof_ = false;         // tunnel: the client half-closed
   bool resp_finished_ = false;      // the response part in flight ends the body
   http::BodyKind req_body_ = http::BodyKind::none;
   http::BodyKind resp_body_ = http::BodyKind::none;

@@ -200,8 +200,14 @@ void ClientConnection::on_upstream_read(int err, std::size_t n) {
       send_response_part();
       return;
     case Phase::tunnel:
-      if (ec) {
+      if (err) {
         close_now();
+        return;
+      }
+      if (n == 0) {  // the upstream half-closed: pass it on once its last bytes are out
+        upstream_eof_ = true;
+        client_.shutdown_send();
+        if (client_eof_) close_now();
         return;
       }
       pump_upstream_to_client();
@@ -290,6 +296,12 @@ void ClientConnection::send_response_part() {
   const std::size_t consumed = frame_response_body(n, finished, err);
   if (err.kind == http::ParseResult::error) {
     upstream_failed(BackendError::invalid_response, 502, "invalid response body from upstream");
+    return;
+  }
+  if (n == 0 && finished) {  // only framing arrived (a last chunk for a 1.0 client): nothing to write
+    resp_consumed_ = consumed;
+    resp_finished_ = true;
+    on_response_part_written(0);
     return;
   }
   if (n == 0) {
