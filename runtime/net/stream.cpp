@@ -67,6 +67,10 @@ void Stream::read(char* buf, std::size_t len) {
 }
 
 bool Stream::do_read() {
+  if (rd_lazy_) {  // bytes (or EOF) are there: now the user supplies the buffer
+    user_->provide_read_buffer(*this, rd_buf_, rd_len_);
+    rd_lazy_ = false;
+  }
   const ssize_t n = ::recv(fd_, rd_buf_, rd_len_, 0);
   if (n > 0) {
     // A short read drained the socket: the next bytes will raise a new edge.
@@ -96,28 +100,27 @@ void Stream::deliver_read() {
   user_->on_read(*this, rd_err_, rd_n_);
 }
 
-void Stream::write(const iovec* iov, std::size_t n) {
-  std::size_t k = 0;
-  bool too_many = false;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!iov[i].iov_len) continue;
-    if (k == kMaxIov) {
-      too_many = true;
-      break;
-    }
-    wr_iov_[k++] = iov[i];
-  }
+void Stream::write(iovec* iov, std::size_t n) {
+  wr_iov_ = iov;
   wr_first_ = 0;
-  wr_n_ = k;
+  wr_n_ = n;
   wr_done_ = false;
-  if (k == 0 || too_many) {
-    wr_err_ = too_many ? EINVAL : 0;
+  while (wr_first_ < wr_n_ && wr_iov_[wr_first_].iov_len == 0) ++wr_first_;
+  if (wr_first_ == wr_n_) {
+    wr_err_ = 0;
     wr_done_ = true;
     wr_n_ = 1;  // marks "in flight" until delivered
     reactor_.defer(&Stream::deferred_write, this);
     return;
   }
   if (writable_ && do_write()) reactor_.defer(&Stream::deferred_write, this);
+}
+
+void Stream::read_lazy() {
+  rd_buf_ = nullptr;
+  rd_lazy_ = true;
+  rd_done_ = false;
+  if ((readable_ || peer_closed_) && do_read()) reactor_.defer(&Stream::deferred_read, this);
 }
 
 bool Stream::do_write() {
@@ -166,14 +169,14 @@ void Stream::on_io(std::uint32_t events) {
     if (connecting_) {
       finish_connect();
       if (fd_ < 0) return;
-    } else if (wr_n_ && !wr_done_ && do_write()) {
+    } else if (wr_iov_ && wr_n_ && !wr_done_ && do_write()) {
       deliver_write();
       if (fd_ < 0) return;
     }
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
     readable_ = true;
-    if (rd_buf_ && !rd_done_ && !connecting_ && do_read()) deliver_read();
+    if ((rd_buf_ || rd_lazy_) && !rd_done_ && !connecting_ && do_read()) deliver_read();
   }
 }
 
@@ -187,6 +190,7 @@ void Stream::close() {
   ::close(fd_);  // also leaves the epoll set
   fd_ = -1;
   rd_buf_ = nullptr;
+  rd_lazy_ = false;
   rd_done_ = wr_done_ = false;
   wr_n_ = wr_first_ = 0;
   connecting_ = false;

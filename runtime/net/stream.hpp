@@ -27,6 +27,12 @@ class StreamUser {
   // All bytes of the gather written (err == 0) or the write failed.
   virtual void on_written(Stream& s, int err) = 0;
   virtual void on_connected(Stream& s, int err) { (void)s; (void)err; }
+  // For read_lazy(): called just before bytes are read, to supply the buffer only then.
+  virtual void provide_read_buffer(Stream& s, char*& buf, std::size_t& len) {
+    (void)s;
+    buf = nullptr;
+    len = 0;
+  }
 
  protected:
   ~StreamUser() = default;
@@ -34,8 +40,6 @@ class StreamUser {
 
 class Stream final : public IoHandler {
  public:
-  static constexpr std::size_t kMaxIov = 64;
-
   Stream(Reactor& r, StreamUser* user) : reactor_(r), user_(user) {}
   ~Stream() { close(); }
   Stream(const Stream&) = delete;
@@ -44,17 +48,21 @@ class Stream final : public IoHandler {
   bool adopt(int fd);  // an accepted, already non-blocking socket
   void connect(const sockaddr* addr, socklen_t len);
   void read(char* buf, std::size_t len);
-  // More than kMaxIov non-empty buffers is a programming error: it fails with EINVAL.
-  void write(const iovec* iov, std::size_t n);
-  void write(const void* p, std::size_t n) {
-    iovec v{const_cast<void*>(p), n};
-    write(&v, 1);
+  // A read whose buffer is asked for (provide_read_buffer) only once bytes are there: an idle
+  // connection holds no buffer while it waits.
+  void read_lazy();
+  // Gather write. The array is used in place (partial writes advance it) and must stay valid and
+  // untouched until on_written; empty entries are skipped.
+  void write(iovec* iov, std::size_t n);
+  void write_buffer(const void* p, std::size_t n) {  // one buffer: the stream keeps the iovec itself
+    one_ = iovec{const_cast<void*>(p), n};
+    write(&one_, 1);
   }
   void shutdown_send();
   void close();
 
   bool is_open() const { return fd_ >= 0; }
-  bool reading() const { return rd_buf_ != nullptr; }
+  bool reading() const { return rd_buf_ != nullptr || rd_lazy_; }
   bool writing() const { return wr_n_ != 0; }
   int fd() const { return fd_; }
   void set_user(StreamUser* u) { user_ = u; }
@@ -81,11 +89,13 @@ class Stream final : public IoHandler {
   // read in progress / result waiting for delivery
   char* rd_buf_ = nullptr;
   std::size_t rd_len_ = 0;
+  bool rd_lazy_ = false;
   bool rd_done_ = false;
   int rd_err_ = 0;
   std::size_t rd_n_ = 0;
-  // write in progress
-  iovec wr_iov_[kMaxIov];
+  // write in progress: the caller's array, advanced in place
+  iovec* wr_iov_ = nullptr;
+  iovec one_{};
   std::size_t wr_first_ = 0, wr_n_ = 0;
   bool wr_done_ = false;
   int wr_err_ = 0;

@@ -6,6 +6,7 @@
 
 #include "net/listener.hpp"
 #include "proxy/client_connection.hpp"
+#include "proxy/exchange.hpp"
 
 namespace lg {
 
@@ -28,6 +29,7 @@ std::uint64_t seed_for(unsigned id) {
 Worker::Worker(unsigned id, const Config& initial, int access_log_fd)
     : id_(id),
       buffers_(block_size_for(initial.limits), 1024),
+      exchanges_(std::make_unique<ExchangePool>()),
       pool_(*this),
       access_log_(access_log_fd, id),
       ids_(seed_for(id)) {

@@ -24,6 +24,7 @@
 namespace lg {
 
 class ClientConnection;
+class ExchangePool;
 class Listener;
 
 // This worker's view of one upstream group of a snapshot.
@@ -83,6 +84,7 @@ class Worker {
   AccessLog& access_log() { return access_log_; }
   TimerWheel& timers() { return timers_; }
   BufferPool& buffers() { return buffers_; }
+  ExchangePool& exchanges() { return *exchanges_; }
   IdGenerator& ids() { return ids_; }
   std::vector<http::Header>& scratch_headers() { return headers_; }
   bool draining() const { return draining_; }
@@ -100,6 +102,7 @@ class Worker {
   Reactor reactor_;
   std::thread thread_;
   BufferPool buffers_;
+  std::unique_ptr<ExchangePool> exchanges_;
   TimerWheel timers_;
   UpstreamPool pool_;
   WorkerMetrics metrics_;

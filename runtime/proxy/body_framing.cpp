@@ -15,13 +15,13 @@ std::size_t ClientConnection::frame_request_body(std::size_t& n, http::ParseResu
   if (request_body_done_ || rbuf_.empty()) return 0;
   if (req_body_ == http::BodyKind::content_length) {
     const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(req_remaining_, rbuf_.size()));
-    iov_[n++] = make_iov(rbuf_.read_ptr(), k);
+    x_->iov[n++] = make_iov(rbuf_.read_ptr(), k);
     return k;
   }
   // chunked: decode and re-frame, so extensions, trailers and odd spellings never reach the upstream
   const std::string_view in(rbuf_.read_ptr(), rbuf_.size());
   std::size_t consumed = 0;
-  for (std::size_t spans = 0; spans < kMaxSpans && consumed < in.size();) {
+  for (std::size_t spans = 0; spans < Exchange::kMaxSpans && consumed < in.size();) {
     std::size_t used = 0;
     std::string_view data;
     http::ParseResult r = req_chunks_.feed(in.substr(consumed), used, data);
@@ -31,14 +31,14 @@ std::size_t ClientConnection::frame_request_body(std::size_t& n, http::ParseResu
       return 0;
     }
     if (!data.empty()) {
-      const std::size_t h = http::write_chunk_header(chunk_hdr_[spans], data.size());
-      iov_[n++] = make_iov(chunk_hdr_[spans], h);
-      iov_[n++] = make_iov(data.data(), data.size());
-      iov_[n++] = make_iov(kCrlf, 2);
+      const std::size_t h = http::write_chunk_header(x_->chunk_hdr[spans], data.size());
+      x_->iov[n++] = make_iov(x_->chunk_hdr[spans], h);
+      x_->iov[n++] = make_iov(data.data(), data.size());
+      x_->iov[n++] = make_iov(kCrlf, 2);
       ++spans;
     }
     if (r.kind == http::ParseResult::complete) {
-      iov_[n++] = make_iov(kLastChunk, 5);
+      x_->iov[n++] = make_iov(kLastChunk, 5);
       break;
     }
     if (used == 0) break;
@@ -52,7 +52,7 @@ std::size_t ClientConnection::frame_response_body(std::size_t& n, bool& finished
     case http::BodyKind::none: finished = true; return 0;
     case http::BodyKind::content_length: {
       const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(resp_remaining_, b.size()));
-      if (k) iov_[n++] = make_iov(b.read_ptr(), k);
+      if (k) x_->iov[n++] = make_iov(b.read_ptr(), k);
       resp_remaining_ -= k;
       finished = resp_remaining_ == 0;
       return k;
@@ -60,23 +60,23 @@ std::size_t ClientConnection::frame_response_body(std::size_t& n, bool& finished
     case http::BodyKind::until_close: {
       const std::size_t k = b.size();
       if (k && resp_chunked_out_) {
-        const std::size_t h = http::write_chunk_header(chunk_hdr_[0], k);
-        iov_[n++] = make_iov(chunk_hdr_[0], h);
-        iov_[n++] = make_iov(b.read_ptr(), k);
-        iov_[n++] = make_iov(kCrlf, 2);
+        const std::size_t h = http::write_chunk_header(x_->chunk_hdr[0], k);
+        x_->iov[n++] = make_iov(x_->chunk_hdr[0], h);
+        x_->iov[n++] = make_iov(b.read_ptr(), k);
+        x_->iov[n++] = make_iov(kCrlf, 2);
       } else if (k) {
-        iov_[n++] = make_iov(b.read_ptr(), k);
+        x_->iov[n++] = make_iov(b.read_ptr(), k);
       }
       if (upstream_eof_) {
         finished = true;
-        if (resp_chunked_out_) iov_[n++] = make_iov(kLastChunk, 5);
+        if (resp_chunked_out_) x_->iov[n++] = make_iov(kLastChunk, 5);
       }
       return k;
     }
     case http::BodyKind::chunked: {
       const std::string_view in(b.read_ptr(), b.size());
       std::size_t consumed = 0;
-      for (std::size_t spans = 0; spans < kMaxSpans && consumed < in.size();) {
+      for (std::size_t spans = 0; spans < Exchange::kMaxSpans && consumed < in.size();) {
         std::size_t used = 0;
         std::string_view data;
         const http::ParseResult r = resp_chunks_.feed(in.substr(consumed), used, data);
@@ -87,18 +87,18 @@ std::size_t ClientConnection::frame_response_body(std::size_t& n, bool& finished
         }
         if (!data.empty()) {
           if (resp_chunked_out_) {
-            const std::size_t h = http::write_chunk_header(chunk_hdr_[spans], data.size());
-            iov_[n++] = make_iov(chunk_hdr_[spans], h);
-            iov_[n++] = make_iov(data.data(), data.size());
-            iov_[n++] = make_iov(kCrlf, 2);
+            const std::size_t h = http::write_chunk_header(x_->chunk_hdr[spans], data.size());
+            x_->iov[n++] = make_iov(x_->chunk_hdr[spans], h);
+            x_->iov[n++] = make_iov(data.data(), data.size());
+            x_->iov[n++] = make_iov(kCrlf, 2);
           } else {
-            iov_[n++] = make_iov(data.data(), data.size());
+            x_->iov[n++] = make_iov(data.data(), data.size());
           }
           ++spans;
         }
         if (r.kind == http::ParseResult::complete) {
           finished = true;
-          if (resp_chunked_out_) iov_[n++] = make_iov(kLastChunk, 5);
+          if (resp_chunked_out_) x_->iov[n++] = make_iov(kLastChunk, 5);
           break;
         }
         if (used == 0) break;

@@ -55,14 +55,24 @@ void ClientConnection::set_deadline(std::int64_t ms) { deadline_ms = ms > 0 ? mo
 
 void ClientConnection::read_client() {
   if (client_.reading()) return;
-  if (!rbuf_.attached()) {
-    read_small_ = true;
-    client_.read(small_, sizeof small_);
+  if (!rbuf_.attached()) {  // idle: the block is taken only when bytes arrive
+    client_.read_lazy();
     return;
   }
-  read_small_ = false;
   if (rbuf_.free_space() == 0) rbuf_.compact();
   client_.read(rbuf_.write_ptr(), rbuf_.free_space());
+}
+
+void ClientConnection::provide_read_buffer(Stream&, char*& buf, std::size_t& len) {
+  if (!rbuf_.attached()) rbuf_.attach(w_.buffers());
+  if (rbuf_.free_space() == 0) rbuf_.compact();
+  buf = rbuf_.write_ptr();
+  len = rbuf_.free_space();
+}
+
+Exchange& ClientConnection::exchange() {
+  if (!x_) x_ = w_.exchanges().acquire();
+  return *x_;
 }
 
 void ClientConnection::on_read(Stream&, int err, std::size_t n) {
@@ -85,13 +95,7 @@ void ClientConnection::on_read(Stream&, int err, std::size_t n) {
     close_now();
     return;
   }
-  if (read_small_) {
-    rbuf_.attach(w_.buffers());
-    std::memcpy(rbuf_.data, small_, n);
-    rbuf_.end = n;
-  } else {
-    rbuf_.end += n;
-  }
+  rbuf_.end += n;
   switch (phase_) {
     case Phase::idle:
     case Phase::reading_head: on_head_bytes(); break;
@@ -140,6 +144,7 @@ void ClientConnection::assign_request_id(std::string_view client_value) {
 
 void ClientConnection::handle_request() {
   pin_ = w_.pin();
+  exchange();
   const Snapshot& snap = *pin_->snap;
   const LimitsConfig& lim = snap.config.limits;
   method_bit_ = head_.method_bit;
@@ -181,8 +186,8 @@ void ClientConnection::handle_request() {
     return;
   }
   websocket_ = head_.upgrade_websocket && route_->websocket;
-  upstream_path_.clear();
-  build_upstream_path(*route_, m, path_, upstream_path_);
+  x_->upstream_path.clear();
+  build_upstream_path(*route_, m, path_, x_->upstream_path);
   prepare_upstream_head();
 
   // Everything needed from the head is now copied out; the body (if any) follows it.
@@ -209,8 +214,8 @@ void ClientConnection::prepare_upstream_head() {
     else if (ucfg.hash_on == HashSource::cookie) opts.hash_cookie = ucfg.hash_key;
   }
   ClientRequestFacts facts;
-  up_head_.clear();
-  write_upstream_request_start(up_head_, head_, upstream_path_, opts, facts);
+  x_->up_head.clear();
+  write_upstream_request_start(x_->up_head, head_, x_->upstream_path, opts, facts);
   if (valid_traceparent(facts.traceparent)) w_.ids().traceparent(traceparent_, facts.traceparent.substr(3, 32));
   else w_.ids().traceparent(traceparent_);
   const std::string_view client_ip(client_ip_, client_ip_len_);
@@ -219,14 +224,15 @@ void ClientConnection::prepare_upstream_head() {
   g.traceparent = std::string_view(traceparent_, 55);
   g.client_ip = client_ip;
   g.forwarded_for = facts.forwarded_for;
+  g.forwarded_for_count = facts.forwarded_for_count;
   g.forwarded_host = head_.host;
   g.body = head_.body;
   g.content_length = head_.content_length;
   g.websocket = websocket_;
-  finish_upstream_request(up_head_, g);
-  if (route_->preserve_host && !head_.host.empty()) write_host_line(host_line_, head_.host);
-  else host_line_.clear();  // filled with the target's address once it is picked
-  hash_key_.assign(ucfg.hash_on == HashSource::client_ip ? client_ip : facts.hash_value);
+  finish_upstream_request(x_->up_head, g);
+  if (route_->preserve_host && !head_.host.empty()) write_host_line(x_->host_line, head_.host);
+  else x_->host_line.clear();  // filled with the target's address once it is picked
+  x_->hash_key.assign(ucfg.hash_on == HashSource::client_ip ? client_ip : facts.hash_value);
 }
 
 void ClientConnection::respond_error(std::uint16_t status, const char* message, bool close, std::uint16_t allow) {
@@ -246,20 +252,26 @@ void ClientConnection::respond_error(std::uint16_t status, const char* message, 
   const bool must_close = close || !request_body_done_ || !keep_alive_ || drain_requested_ || w_.draining();
   keep_alive_ = !must_close;
   if (up_) release_upstream(false);
-  out_head_.clear();
-  write_error_response(out_head_, status, message, std::string_view(request_id_, request_id_len_), must_close, allow);
+  exchange();
+  x_->out_head.clear();
+  write_error_response(x_->out_head, status, message, std::string_view(request_id_, request_id_len_), must_close, allow);
   phase_ = Phase::responding;
   response_started_ = true;
   set_deadline(w_.limits().send_timeout.count());
-  const iovec v{out_head_.data(), out_head_.size()};
-  write_client(ClientWrite::error_response, &v, 1);
+  write_client(ClientWrite::error_response, x_->out_head.data(), x_->out_head.size());
 }
 
-void ClientConnection::write_client(ClientWrite kind, const iovec* iov, std::size_t n) {
+void ClientConnection::write_client(ClientWrite kind, iovec* iov, std::size_t n) {
   client_write_ = kind;
   write_bytes_ = 0;
   for (std::size_t i = 0; i < n; ++i) write_bytes_ += iov[i].iov_len;
   client_.write(iov, n);
+}
+
+void ClientConnection::write_client(ClientWrite kind, const void* p, std::size_t n) {
+  client_write_ = kind;
+  write_bytes_ = n;
+  client_.write_buffer(p, n);
 }
 
 void ClientConnection::on_written(Stream&, int err) {
@@ -339,6 +351,10 @@ void ClientConnection::reset_for_next_request() {
     pin_->release();
     pin_ = nullptr;
   }
+  if (x_) {
+    w_.exchanges().release(x_);
+    x_ = nullptr;
+  }
   route_ = nullptr;
   target_ = nullptr;
   status_ = 0;
@@ -384,7 +400,11 @@ void ClientConnection::close_now() {
   }
   phase_ = Phase::closed;
   w_.timers().remove(this);
-  client_.close();  // no callback arrives after this
+  client_.close();  // no callback arrives after this, so the scratch can go back now
+  if (x_) {
+    w_.exchanges().release(x_);
+    x_ = nullptr;
+  }
   w_.connection_closed(this);
   w_.defer_delete(this);
 }

@@ -29,6 +29,7 @@
 #include "net/buffer.hpp"
 #include "net/stream.hpp"
 #include "net/timer_wheel.hpp"
+#include "proxy/exchange.hpp"
 #include "upstream/upstream_connection.hpp"
 
 namespace lg {
@@ -50,6 +51,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   // client stream
   void on_read(Stream& s, int err, std::size_t n) override;
   void on_written(Stream& s, int err) override;
+  void provide_read_buffer(Stream& s, char*& buf, std::size_t& len) override;
   // upstream connection
   void on_upstream_connected(int err) override;
   void on_upstream_read(int err, std::size_t n) override;
@@ -76,7 +78,9 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   void set_deadline(std::int64_t ms_from_now);
   void account_request();
   void assign_request_id(std::string_view client_value);
-  void write_client(ClientWrite kind, const iovec* iov, std::size_t n);
+  void write_client(ClientWrite kind, iovec* iov, std::size_t n);
+  void write_client(ClientWrite kind, const void* p, std::size_t n);
+  Exchange& exchange();  // acquires the pooled scratch on first use in a request
 
   // upstream_exchange.cpp: the upstream side
   void start_upstream();
@@ -105,9 +109,8 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   Phase phase_ = Phase::idle;
   ClientWrite client_write_ = ClientWrite::none;
 
-  Buffer rbuf_;          // client bytes; a pool block while a request is in progress
-  char small_[1024];     // reads land here while idle, so idle connections hold no block
-  bool read_small_ = false;
+  Buffer rbuf_;          // client bytes; a pool block only while bytes are there or expected
+  Exchange* x_ = nullptr;  // pooled request scratch, held while a request is in flight
   http::HeadScan scan_;
   http::RequestHead head_;
   http::ChunkedDecoder req_chunks_;
@@ -142,6 +145,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   bool upstream_reusable_ = false;
   bool upstream_eof_ = false;
   bool client_eof_ = false;         // tunnel: the client half-closed
+  bool last_connect_timed_out_ = false;  // all targets failed: 504 if the last one timed out
   bool resp_finished_ = false;      // the response part in flight ends the body
   http::BodyKind req_body_ = http::BodyKind::none;
   http::BodyKind resp_body_ = http::BodyKind::none;
@@ -163,21 +167,11 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
 
   std::string method_;
   std::string path_;           // normalized path (routing, logs)
-  std::string upstream_path_;  // after strip_prefix / rewrite
-  std::string up_head_;        // request head for the upstream, without Host
-  std::string host_line_;      // "Host: ...\r\n\r\n", ends the upstream head
-  std::string out_head_;       // response head for the client (or a whole error response)
-  std::string hash_key_;       // consistent-hash key, kept for retries
   char request_id_[129];
   std::uint8_t request_id_len_ = 0;
   char traceparent_[56];
   char client_ip_[48];
   std::uint8_t client_ip_len_ = 0;
-
-  // Gather lists for framed body writes; chunk headers live in chunk_hdr_.
-  static constexpr std::size_t kMaxSpans = 16;
-  std::array<iovec, 3 * kMaxSpans + 3> iov_;
-  char chunk_hdr_[kMaxSpans + 1][20];
 };
 
 }  // namespace lg

@@ -14,7 +14,9 @@ namespace lg {
 struct ClientRequestFacts {
   std::string_view request_id;     // X-Request-ID
   std::string_view traceparent;    // traceparent
-  std::string_view forwarded_for;  // X-Forwarded-For (field lines joined by the client's order: first)
+  static constexpr int kMaxForwardedFor = 16;
+  std::string_view forwarded_for[kMaxForwardedFor];  // X-Forwarded-For field lines, in order
+  int forwarded_for_count = 0;                       // lines past the 16th are dropped
   std::string_view hash_value;     // consistent-hash key from a header or cookie
 };
 
@@ -36,7 +38,8 @@ struct GatewayRequestHeaders {
   std::string_view request_id;
   std::string_view traceparent;
   std::string_view client_ip;
-  std::string_view forwarded_for;  // the client's value, the peer is appended to it
+  const std::string_view* forwarded_for = nullptr;  // the client's lines, joined; the peer is appended
+  int forwarded_for_count = 0;
   std::string_view forwarded_host;
   std::string_view proto = "http";
   http::BodyKind body = http::BodyKind::none;

@@ -87,7 +87,8 @@ void write_upstream_request_start(std::string& out, const http::RequestHead& req
         if (facts.traceparent.empty()) facts.traceparent = h.value;
         continue;
       case Fate::forwarded_for:
-        if (facts.forwarded_for.empty()) facts.forwarded_for = h.value;
+        if (facts.forwarded_for_count < ClientRequestFacts::kMaxForwardedFor && !h.value.empty())
+          facts.forwarded_for[facts.forwarded_for_count++] = h.value;
         continue;
       case Fate::forward: break;
     }
@@ -104,8 +105,8 @@ void finish_upstream_request(std::string& out, const GatewayRequestHeaders& h) {
   append_field(out, "X-Request-ID", h.request_id);
   if (!h.traceparent.empty()) append_field(out, "traceparent", h.traceparent);
   out.append("X-Forwarded-For: ", 17);
-  if (!h.forwarded_for.empty()) {
-    out.append(h.forwarded_for);
+  for (int i = 0; i < h.forwarded_for_count; ++i) {  // field lines combine as one list (RFC 9110 §5.3)
+    out.append(h.forwarded_for[i]);
     out.append(", ", 2);
   }
   out.append(h.client_ip);

@@ -14,22 +14,22 @@ void ClientConnection::start_tunnel(const http::ResponseHead& resp) {
   ClientResponseOptions o;
   o.request_id = std::string_view(request_id_, request_id_len_);
   o.upgrade = true;
-  out_head_.clear();
-  write_client_response_head(out_head_, resp, o);
+  x_->out_head.clear();
+  write_client_response_head(x_->out_head, resp, o);
   up_->buf.consume(resp.head_bytes);
   phase_ = Phase::tunnel;
   set_deadline(w_.limits().idle_timeout.count());
   response_started_ = true;
   // The 101 head goes first (with any bytes the upstream sent after it); then both directions
   // run until either side closes.
-  const iovec v[2] = {make_iov(out_head_.data(), out_head_.size()), make_iov(up_->buf.read_ptr(), up_->buf.size())};
+  x_->iov[0] = make_iov(x_->out_head.data(), x_->out_head.size());
+  x_->iov[1] = make_iov(up_->buf.read_ptr(), up_->buf.size());
   resp_consumed_ = up_->buf.size();
   client_write_ = ClientWrite::tunnel;
-  write_bytes_ = out_head_.size() + resp_consumed_;
-  client_.write(v, 2);
+  client_.write(x_->iov.data(), 2);
   // Head bytes are not upstream-buffer bytes: account for them in the completion below.
   write_bytes_ = resp_consumed_;
-  bytes_out_ += out_head_.size();
+  bytes_out_ += x_->out_head.size();
   pump_client_to_upstream();
 }
 
@@ -39,8 +39,7 @@ void ClientConnection::pump_upstream_to_client() {
     return;
   }
   set_deadline(w_.limits().idle_timeout.count());
-  const iovec v = make_iov(up_->buf.read_ptr(), up_->buf.size());
-  write_client(ClientWrite::tunnel, &v, 1);
+  write_client(ClientWrite::tunnel, up_->buf.read_ptr(), up_->buf.size());
 }
 
 void ClientConnection::pump_client_to_upstream() {
@@ -50,8 +49,7 @@ void ClientConnection::pump_client_to_upstream() {
   }
   set_deadline(w_.limits().idle_timeout.count());
   req_consumed_ = rbuf_.size();
-  const iovec v = make_iov(rbuf_.read_ptr(), rbuf_.size());
-  up_->write(&v, 1);
+  up_->write_buffer(rbuf_.read_ptr(), rbuf_.size());
 }
 
 }  // namespace lg

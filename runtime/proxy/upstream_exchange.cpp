@@ -33,9 +33,10 @@ void ClientConnection::start_upstream() {
     wg.view[i].usable = wg.targets[i]->usable(now);
     wg.view[i].active = wg.targets[i]->active;
   }
-  const int idx = pick_target(*group.config, group.ring, wg.view, wg.rr, hash_key_, tried_targets_);
+  const int idx = pick_target(*group.config, group.ring, wg.view, wg.rr, x_->hash_key, tried_targets_);
   if (idx < 0) {
     if (tried_targets_ == 0) respond_error(503, "no upstream target available", false);
+    else if (last_connect_timed_out_) respond_error(504, "upstream connect timed out", false);
     else respond_error(502, "upstream connect failed", false);
     return;
   }
@@ -43,7 +44,7 @@ void ClientConnection::start_upstream() {
   ++attempts_;
   target_idx_ = idx;
   target_ = wg.targets[static_cast<std::size_t>(idx)];
-  if (!route_->preserve_host || head_.host.empty() || host_line_.empty()) write_host_line(host_line_, target_->key);
+  if (!route_->preserve_host || head_.host.empty() || x_->host_line.empty()) write_host_line(x_->host_line, target_->key);
   head_sent_ = false;
   resp_scan_.reset();
   t_upstream_ = std::chrono::steady_clock::now();
@@ -83,8 +84,8 @@ void ClientConnection::send_request_part() {
   waiting_on_client_ = false;
   std::size_t n = 0;
   if (!head_sent_) {
-    iov_[n++] = make_iov(up_head_.data(), up_head_.size());
-    iov_[n++] = make_iov(host_line_.data(), host_line_.size());
+    x_->iov[n++] = make_iov(x_->up_head.data(), x_->up_head.size());
+    x_->iov[n++] = make_iov(x_->host_line.data(), x_->host_line.size());
   }
   http::ParseResult err = http::ParseResult::more();
   const std::size_t consumed = frame_request_body(n, err);
@@ -99,7 +100,7 @@ void ClientConnection::send_request_part() {
   }
   set_deadline(write_timeout_ms());
   req_consumed_ = consumed;
-  up_->write(iov_.data(), n);
+  up_->write(x_->iov.data(), n);
 }
 
 void ClientConnection::on_upstream_written(int err) {
@@ -154,8 +155,7 @@ void ClientConnection::on_upstream_written(int err) {
 void ClientConnection::send_continue_then_read_body() {
   if (expect_continue_ && !sent_100_ && !http10_) {
     sent_100_ = true;
-    const iovec v = make_iov(kContinue, sizeof kContinue - 1);
-    write_client(ClientWrite::continue_100, &v, 1);
+    write_client(ClientWrite::continue_100, kContinue, sizeof kContinue - 1);
     return;
   }
   waiting_on_client_ = true;
@@ -279,8 +279,8 @@ void ClientConnection::start_response(const http::ResponseHead& resp) {
   o.chunked = resp_chunked_out_;
   o.keep_alive = keep_alive_;
   o.client_http10 = http10_;
-  out_head_.clear();
-  write_client_response_head(out_head_, resp, o);
+  x_->out_head.clear();
+  write_client_response_head(x_->out_head, resp, o);
   up_->buf.consume(resp.head_bytes);
   resp_scan_.reset();
   resp_head_pending_ = true;
@@ -290,7 +290,7 @@ void ClientConnection::start_response(const http::ResponseHead& resp) {
 
 void ClientConnection::send_response_part() {
   std::size_t n = 0;
-  if (resp_head_pending_) iov_[n++] = make_iov(out_head_.data(), out_head_.size());
+  if (resp_head_pending_) x_->iov[n++] = make_iov(x_->out_head.data(), x_->out_head.size());
   bool finished = false;
   http::ParseResult err = http::ParseResult::more();
   const std::size_t consumed = frame_response_body(n, finished, err);
@@ -314,7 +314,7 @@ void ClientConnection::send_response_part() {
   set_deadline(w_.limits().send_timeout.count());
   resp_consumed_ = consumed;
   resp_finished_ = finished;
-  write_client(ClientWrite::response_part, iov_.data(), n);
+  write_client(ClientWrite::response_part, x_->iov.data(), n);
 }
 
 void ClientConnection::on_response_part_written(int) {
@@ -350,9 +350,10 @@ void ClientConnection::upstream_failed(BackendError kind, std::uint16_t status, 
   if (pin_) w_.metrics().backend_error(pin_->groups[upstream_index_].metrics_slot, kind);
   if (target_ && kind != BackendError::reset) w_.pool().record_failure(*target_, monotonic_ms());
   const bool nothing_sent = phase_ == Phase::connecting;
+  last_connect_timed_out_ = nothing_sent && kind == BackendError::timeout;
   release_upstream(false);
-  if (kind == BackendError::connect && nothing_sent) {
-    start_upstream();  // another target, if any is left untried
+  if ((kind == BackendError::connect || kind == BackendError::timeout) && nothing_sent) {
+    start_upstream();  // nothing was sent: another target, if any is left untried
     return;
   }
   if (kind == BackendError::timeout) respond_error(504, message, !request_body_done_);

@@ -34,7 +34,8 @@ class UpstreamConnection final : public Timed, public StreamUser {
 
   void connect();     // completion -> owner->on_upstream_connected
   void start_read();  // no-op if a read is already pending; completion -> owner or idle check
-  void write(const iovec* iov, std::size_t n) { stream.write(iov, n); }
+  void write(iovec* iov, std::size_t n) { stream.write(iov, n); }  // iov stays valid until done
+  void write_buffer(const void* p, std::size_t n) { stream.write_buffer(p, n); }
   void close();       // idempotent; no completion arrives afterwards
   void on_timeout() override;  // idle too long in the pool
 

@@ -505,7 +505,7 @@ TEST_CASE("Stream: an 8 MiB write to a slow reader completes only after the read
   u.hook = [&](Stream&, const Event& e) {
     if (e.kind == 'w') taken_at_completion = taken.load();
   };
-  s.write(data.data(), data.size());
+  s.write_buffer(data.data(), data.size());
   CHECK(u.events.empty());
   CHECK(s.writing());
   const bool done = run_until(r, [&] { return !u.events.empty(); }, 10000);
@@ -527,7 +527,7 @@ TEST_CASE("Stream: a gather write arrives in order and empty iovecs are skipped"
   Stream s(r, &u);
   REQUIRE(s.adopt(p.local.release()));
   const std::string a = "GET /v1/users/42 HTTP/1.1\r\n", b = "Host: api.test\r\n", c = "X-Id: 7\r\n", d = "\r\n";
-  const iovec iov[] = {make_iov(a.data(), a.size()), make_iov(nullptr, 0), make_iov(b.data(), b.size()),
+  iovec iov[] = {make_iov(a.data(), a.size()), make_iov(nullptr, 0), make_iov(b.data(), b.size()),
                        make_iov(c.data(), c.size()), make_iov(b.data(), 0), make_iov(d.data(), d.size())};
   s.write(iov, 6);
   CHECK(u.events.empty());
@@ -579,7 +579,7 @@ TEST_CASE("Stream: a write of zero bytes completes, deferred, with err 0", "[str
   Recorder u;
   Stream s(r, &u);
   REQUIRE(s.adopt(p.local.release()));
-  const iovec empty[] = {make_iov("x", 0)};
+  iovec empty[] = {make_iov("x", 0)};
   s.write(empty, 1);
   CHECK(s.writing());
   CHECK(u.events.empty());
@@ -594,7 +594,7 @@ TEST_CASE("Stream: shutdown_send() sends EOF while the stream can still read", "
   Recorder u;
   Stream s(r, &u);
   REQUIRE(s.adopt(p.local.release()));
-  s.write("done", 4);
+  s.write_buffer("done", 4);
   REQUIRE(run_until(r, [&] { return u.events.size() == 1; }));
   s.shutdown_send();
   CHECK(recv_exact(p.peer.fd, 4) == "done");
@@ -635,7 +635,7 @@ TEST_CASE("Stream: connect, write, and a read parked until the server answers (n
   CHECK(u.events[0] == C(0));
   Fd server = accept_one(l.fd);
 
-  s.write("ping", 4);
+  s.write_buffer("ping", 4);
   u.start_read(s);  // nothing can be there yet: no recv
   CHECK(watch.calls() == 0);
   REQUIRE(run_until(r, [&] { return u.events.size() == 2; }));
@@ -698,7 +698,7 @@ TEST_CASE("Stream: close() in on_read while a write completion is deferred: no o
   REQUIRE(s.adopt(p.local.release()));
   u.hook = [&](Stream& st, const Event& e) {
     if (e.kind != 'r') return;
-    st.write("response", 8);  // goes out at once; its completion is queued
+    st.write_buffer("response", 8);  // goes out at once; its completion is queued
     CHECK(st.writing());
     st.close();
   };
@@ -727,7 +727,7 @@ TEST_CASE("Stream: close() in on_written while a read completion is deferred: no
   u.hook = [&](Stream& st, const Event& e) {
     if (e.kind == 'w') st.close();
   };
-  s.write("out", 3);  // completes at once: delivery queued first
+  s.write_buffer("out", 3);  // completes at once: delivery queued first
   u.start_read(s);    // completes at once: delivery queued second
   CHECK(u.events.empty());
   REQUIRE(run_until(r, [&] { return !u.events.empty(); }));
@@ -744,7 +744,7 @@ TEST_CASE("Stream: close() in on_read with a partial write pending: the write ne
   ::setsockopt(p.local.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
   REQUIRE(s.adopt(p.local.release()));
   const std::string big = pattern(4u << 20, 5);
-  s.write(big.data(), big.size());
+  s.write_buffer(big.data(), big.size());
   run_for(r, 20);
   REQUIRE(s.writing());  // stuck on the full socket buffers
   u.hook = [&](Stream& st, const Event& e) {

@@ -63,7 +63,8 @@ StartResult start(const std::string& text, RequestHeadOptions opts = {}, std::st
   write_upstream_request_start(s.out, p->head, path.empty() ? p->head.path : path, opts, facts);
   s.request_id = std::string(facts.request_id);
   s.traceparent = std::string(facts.traceparent);
-  s.forwarded_for = std::string(facts.forwarded_for);
+  for (int i = 0; i < facts.forwarded_for_count; ++i)
+    s.forwarded_for += (i ? ", " : "") + std::string(facts.forwarded_for[i]);
   s.hash_value = std::string(facts.hash_value);
   return s;
 }
@@ -211,7 +212,7 @@ TEST_CASE("upstream request: identity fields are captured, first line wins", "[p
   CHECK(s.out == "GET / HTTP/1.1\r\nAccept: x\r\n");
   CHECK(s.request_id == "client-id-1");
   CHECK(s.traceparent == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-  CHECK(s.forwarded_for == "203.0.113.7, 10.0.0.2");
+  CHECK(s.forwarded_for == "203.0.113.7, 10.0.0.2, 10.0.0.3");  // every field line, in order
 }
 
 TEST_CASE("upstream request: facts already set by the caller are not overwritten", "[proxy]") {
@@ -221,7 +222,8 @@ TEST_CASE("upstream request: facts already set by the caller are not overwritten
   std::string out;
   write_upstream_request_start(out, p->head, p->head.path, {}, facts);
   CHECK(facts.request_id == "preset");
-  CHECK(facts.forwarded_for == "1.2.3.4");
+  REQUIRE(facts.forwarded_for_count == 1);
+  CHECK(facts.forwarded_for[0] == "1.2.3.4");
   CHECK(out == "GET / HTTP/1.1\r\n");
 }
 
@@ -316,7 +318,9 @@ TEST_CASE("finish_upstream_request: X-Forwarded-For appends the peer, traceparen
   h.request_id = "rid-2";
   h.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   h.client_ip = "198.51.100.5";
-  h.forwarded_for = "203.0.113.1, 10.1.1.1";
+  const std::string_view lines[] = {"203.0.113.1", "10.1.1.1"};
+  h.forwarded_for = lines;
+  h.forwarded_for_count = 2;
   h.forwarded_host = "api.example.com";
   h.proto = "https";
   std::string out;

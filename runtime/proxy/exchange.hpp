@@ -1,0 +1,46 @@
+// Request-scoped scratch of a ClientConnection, pooled per worker: a connection holds one only
+// while a request is in flight, so an idle keep-alive connection carries none of it, and string
+// capacities survive from one request to the next (no allocation per request).
+#pragma once
+#include <sys/uio.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lg {
+
+struct Exchange {
+  static constexpr std::size_t kMaxSpans = 16;  // body spans per gather write
+  std::array<iovec, 3 * kMaxSpans + 3> iov{};   // [chunk header, data, CRLF] per span + head + end
+  char chunk_hdr[kMaxSpans + 1][20];
+  std::string upstream_path;  // after strip_prefix / rewrite
+  std::string up_head;        // request head for the upstream, without Host
+  std::string host_line;      // "Host: ...\r\n\r\n", ends the upstream head
+  std::string out_head;       // response head for the client (or a whole error response)
+  std::string hash_key;       // consistent-hash key, kept for retries
+};
+
+class ExchangePool {
+ public:
+  ~ExchangePool() {
+    for (Exchange* x : free_) delete x;
+  }
+  Exchange* acquire() {
+    if (free_.empty()) return new Exchange;
+    Exchange* x = free_.back();
+    free_.pop_back();
+    return x;
+  }
+  void release(Exchange* x) {
+    if (free_.size() < kMaxFree) free_.push_back(x);
+    else delete x;
+  }
+
+ private:
+  static constexpr std::size_t kMaxFree = 4096;
+  std::vector<Exchange*> free_;
+};
+
+}  // namespace lg
