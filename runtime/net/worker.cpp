@@ -28,7 +28,7 @@ std::uint64_t seed_for(unsigned id) {
 
 Worker::Worker(unsigned id, const Config& initial, int access_log_fd)
     : id_(id),
-      buffers_(block_size_for(initial.limits), 1024),
+      buffers_(block_size_for(initial.limits), 256),  // blocks kept for reuse after a burst
       exchanges_(std::make_unique<ExchangePool>()),
       pool_(*this),
       access_log_(access_log_fd, id),

@@ -39,7 +39,7 @@ class ExchangePool {
   }
 
  private:
-  static constexpr std::size_t kMaxFree = 4096;
+  static constexpr std::size_t kMaxFree = 1024;
   std::vector<Exchange*> free_;
 };
 
