@@ -30,8 +30,10 @@ import time
 _HERE = os.path.dirname(os.path.abspath(__file__))
 LG_SOURCE_DIR = os.environ.get("LG_SOURCE_DIR") or os.path.normpath(os.path.join(_HERE, "..", ".."))
 LG_SHARED_DIR = os.environ.get("LG_SHARED_DIR") or os.path.normpath(os.path.join(LG_SOURCE_DIR, "..", "shared"))
-LUNAGATE_BIN = os.environ.get("LUNAGATE_BIN") or os.path.join(LG_SOURCE_DIR, "build", "lunagate")
-LG_BACKEND_BIN = os.environ.get("LG_BACKEND_BIN") or os.path.join(LG_SOURCE_DIR, "build", "lg-backend")
+# Absolute, so that a relative LUNAGATE_BIN=build/lunagate still works once Gateway runs the
+# binary with cwd set to its temp dir.
+LUNAGATE_BIN = os.path.abspath(os.environ.get("LUNAGATE_BIN") or os.path.join(LG_SOURCE_DIR, "build", "lunagate"))
+LG_BACKEND_BIN = os.path.abspath(os.environ.get("LG_BACKEND_BIN") or os.path.join(LG_SOURCE_DIR, "build", "lg-backend"))
 KEEP_TMP = os.environ.get("LG_KEEP_TMP") == "1"
 
 LOOPBACK = "127.0.0.1"
@@ -919,3 +921,125 @@ def rss_kib(pid):
     except OSError:
         return None
     return None
+
+
+class ScriptedUpstream:
+    """A tiny threaded upstream on 127.0.0.1 that answers each request with canned raw bytes,
+    for upstream misbehaviour lg-backend can't produce:
+
+        with ScriptedUpstream({"/smuggle": b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nokEXTRA"}) as up:
+            up.port, up.requests (list of (method, target) seen), up.connections (count)
+
+    script: {path: bytes or callable(method, target, headers) -> bytes}; a value ending the
+    connection is marked with close_after={path,...}. Unknown paths get a 200 "default".
+    Request bodies are read (and discarded) first, except for paths in early={...}: those are
+    answered as soon as the head is in, and the connection is then closed."""
+
+    def __init__(self, script, close_after=(), early=()):
+        self.script = script
+        self.close_after = set(close_after)
+        self.early = set(early)  # paths answered right after the head, body unread, then closed
+        self.requests = []
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((LOOPBACK, 0))
+        self._sock.listen(64)
+        self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._conns = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        for c in list(self._conns):
+            try:
+                c.close()
+            except OSError:
+                pass
+        self._thread.join(timeout=2)
+        return False
+
+    def _accept(self):
+        self._sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                self._conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        buf = b""
+        conn.settimeout(10)
+        try:
+            while not self._stop.is_set():
+                while b"\r\n\r\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, target = lines[0].split(" ")[:2]
+                headers = [tuple(x.strip() for x in l.split(":", 1)) for l in lines[1:] if ":" in l]
+                cl = int(header(headers, "content-length") or 0)
+                if target.split("?", 1)[0] in self.early:
+                    with self._lock:
+                        self.requests.append((method, target))
+                    conn.sendall(self.script[target.split("?", 1)[0]])
+                    try:
+                        conn.shutdown(socket.SHUT_WR)
+                        conn.settimeout(1.0)
+                        while conn.recv(65536):  # drain a little so the close is a FIN, not a RST
+                            pass
+                    except OSError:
+                        pass
+                    return
+                if "chunked" in (header(headers, "transfer-encoding") or "").lower():
+                    while True:
+                        _, after = _decode_chunked(buf, 0)
+                        if after is not None:
+                            buf = buf[after:]
+                            break
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            return
+                        buf += chunk
+                else:
+                    while len(buf) < cl:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            return
+                        buf += chunk
+                    buf = buf[cl:]
+                with self._lock:
+                    self.requests.append((method, target))
+                path = target.split("?", 1)[0]
+                answer = self.script.get(path, b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\ndefault")
+                if callable(answer):
+                    answer = answer(method, target, headers)
+                conn.sendall(answer)
+                if path in self.close_after:
+                    return
+        except OSError:
+            return
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass

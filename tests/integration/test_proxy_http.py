@@ -117,6 +117,72 @@ class ProxyHttpTest(unittest.TestCase):
         self.assertEqual((e3["target"], e3["body"]), ("/echo?p=3", "xyz"))
         self.assertEqual((e4["target"], e4["body"]), ("/echo?p=4", ""))
 
+    def test_pipelining_bound_max_pipelined(self):
+        # docs/config.md: the request that reaches limits.max_pipelined (16) is answered with
+        # Connection: close; later ones are dropped with the connection
+        n = 40
+        data = b"".join(get(f"/echo?n={i}") for i in range(n))
+        res = lgtest.raw_exchange(self.gw.port, data, timeout=2)
+        rs = res.responses
+        self.assertTrue(res.closed)
+        self.assertIn(len(rs), (16, 17), f"{len(rs)} responses")
+        self.assertEqual([echo_json(r.body)["target"] for r in rs], [f"/echo?n={i}" for i in range(len(rs))])
+        self.assertEqual((header(rs[-1].headers, "connection") or "").lower(), "close")
+
+    def test_pipelined_batches_below_the_bound_go_on(self):
+        # the bound is on requests queued ahead, not on requests per connection
+        with RawConn(self.gw.port) as c:
+            for batch in range(4):
+                c.send(b"".join(get(f"/echo?b={batch}&i={i}") for i in range(10)))
+                for i in range(10):
+                    r = c.read_response(timeout=5)
+                    self.assertEqual(echo_json(r.body)["target"], f"/echo?b={batch}&i={i}")
+                    self.assertNotEqual((header(r.headers, "connection") or "").lower(), "close",
+                                        f"batch {batch} request {i}: connection closed below the bound")
+
+    def test_pipelining_with_local_error_in_the_middle(self):
+        data = get("/echo?a=1") + b"GET /%2f HTTP/1.1\r\nHost: gw.test\r\n\r\n" + get("/echo?a=3")
+        with RawConn(self.gw.port) as c:
+            c.send(get("/echo?a=0") + b"OPTIONS * HTTP/1.1\r\nHost: gw.test\r\n\r\n" + get("/echo?a=2"))
+            r0 = c.read_response()
+            r1 = c.read_response()
+            self.assertEqual(r0.status, 200)
+            self.assertIn(r1.status, (400, 404, 405, 501))
+            if r1.status != 400:  # a non-fatal local answer: the next request is served
+                r2 = c.read_response()
+                self.assertEqual(echo_json(r2.body)["target"], "/echo?a=2")
+        del data
+
+    def test_pipelined_connection_close_stops_there(self):
+        data = get("/echo?p=1") + get("/echo?p=2", extra=b"Connection: close\r\n") + get("/echo?p=3")
+        res = lgtest.raw_exchange(self.gw.port, data, timeout=2)
+        rs = res.responses
+        self.assertEqual([echo_json(r.body)["target"] for r in rs], ["/echo?p=1", "/echo?p=2"])
+        self.assertTrue(res.closed)
+        self.assertEqual((header(rs[1].headers, "connection") or "").lower(), "close")
+
+    def test_many_concurrent_connections(self):
+        import threading
+        errors = []
+
+        def client(k):
+            try:
+                with RawConn(self.gw.port, timeout=10) as c:
+                    for i in range(5):
+                        c.send(get(f"/echo?k={k}&i={i}"))
+                        r = c.read_response(timeout=10)
+                        if r.status != 200 or echo_json(r.body)["target"] != f"/echo?k={k}&i={i}":
+                            raise AssertionError(f"{r.status} {r.body[:100]!r}")
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"client {k}: {e!r}")
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(100)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        self.assertFalse(any(t.is_alive() for t in threads))
+        self.assertEqual(errors, [])
+
     # ---- request bodies -------------------------------------------------------------------
     def test_content_length_body_reaches_upstream_intact(self):
         body = bytes(range(32, 127)) * 50  # 4750 bytes of printable ASCII
@@ -146,6 +212,30 @@ class ProxyHttpTest(unittest.TestCase):
         te, cl = echo_header(e, "transfer-encoding"), echo_header(e, "content-length")
         self.assertTrue((te and "chunked" in te.lower()) != (cl is not None), f"te={te!r} cl={cl!r}")
 
+    def test_chunked_body_with_extensions_and_trailers(self):
+        body = (b"4;name=value\r\nWiki\r\n5;x\r\npedia\r\n0\r\nX-Trailer-A: 1\r\nX-Trailer-B: 2\r\n\r\n")
+        with RawConn(self.gw.port) as c:
+            c.send(b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+            r = c.read_response()
+            self.assertEqual(r.status, 200, r.body[:200])
+            self.assertEqual(echo_json(r.body)["body"], "Wikipedia")
+            c.send(get("/echo?after-trailers=1"))
+            r2 = c.read_response()
+            self.assertEqual(echo_json(r2.body)["target"], "/echo?after-trailers=1",
+                             "trailer bytes leaked into the next request")
+
+    def test_get_with_body_and_empty_post(self):
+        with RawConn(self.gw.port) as c:
+            c.send(b"GET /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 4\r\n\r\nbody")
+            e = echo_json(c.read_response().body)
+            self.assertEqual((e["method"], e["body"]), ("GET", "body"))
+            c.send(b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 0\r\n\r\n")
+            e = echo_json(c.read_response().body)
+            self.assertEqual((e["method"], e["body"], e["body_bytes"]), ("POST", "", 0))
+            c.send(b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            e = echo_json(c.read_response().body)
+            self.assertEqual((e["method"], e["body_bytes"]), ("POST", 0))
+
     # ---- response framing -----------------------------------------------------------------
     def test_chunked_response_rechunked_for_http11_client(self):
         n = 200_000
@@ -161,15 +251,18 @@ class ProxyHttpTest(unittest.TestCase):
             self.assertEqual(c.read_response().status, 200)
 
     def test_chunked_response_close_delimited_for_http10_client(self):
-        n = 100_000
-        res = lgtest.raw_exchange(self.gw.port, get(f"/stream?bytes={n}&chunked=1", version=b"HTTP/1.0"),
-                                  timeout=5)
-        self.assertTrue(res.closed, "gateway must close after a close-delimited body to a 1.0 client")
-        head, _, body = res.data.partition(b"\r\n\r\n")
-        self.assertTrue(head.startswith(b"HTTP/1."), head[:100])
-        self.assertIn(b" 200 ", head.split(b"\r\n")[0])
-        self.assertNotIn(b"transfer-encoding", head.lower(), "1.0 clients don't understand chunked")
-        self.assertEqual(body, pattern(n))
+        # Repeated: the upstream's last chunk sometimes arrives in a read of its own, and the
+        # gateway must still end (close) the 1.0 response at once, not at timeouts.read (5 s).
+        for i, n in enumerate([100_000, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 100_000, 5, 5, 5]):
+            res = lgtest.raw_exchange(self.gw.port, get(f"/stream?bytes={n}&chunked=1", version=b"HTTP/1.0"),
+                                      timeout=1.5)
+            head, _, body = res.data.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1."), head[:100])
+            self.assertIn(b" 200 ", head.split(b"\r\n")[0])
+            self.assertNotIn(b"transfer-encoding", head.lower(), "1.0 clients don't understand chunked")
+            self.assertEqual(body, pattern(n), f"attempt {i}")
+            self.assertTrue(res.closed, f"attempt {i} (bytes={n}): all body bytes arrived but the gateway did "
+                                        "not close the close-delimited response to the 1.0 client within 1.5 s")
 
     def test_http10_upstream_rechunked_for_http11_client(self):
         with RawConn(self.gw.port) as c:
@@ -213,6 +306,21 @@ class ProxyHttpTest(unittest.TestCase):
         self.assertEqual(e["body"], body.decode())
         self.assertIsNone(echo_header(e, "expect"), "Expect is hop-by-hop for the gateway")
 
+    def test_unknown_expectation_417(self):
+        res = lgtest.raw_exchange(self.gw.port, b"POST /echo HTTP/1.1\r\nHost: gw.test\r\nExpect: teapot\r\n"
+                                                b"Content-Length: 2\r\n\r\nhi", timeout=2, read_until_close=False)
+        self.assertEqual([r.status for r in res.responses], [417])
+
+    def test_expect_100_from_http10_client_gets_no_100(self):
+        with RawConn(self.gw.port) as c:
+            c.send(b"POST /echo HTTP/1.0\r\nHost: gw.test\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+            time.sleep(0.5)
+            self.assertFalse(c.buf.startswith(b"HTTP/1.1 100"), "a 1.0 client must not get 100 Continue")
+            c.send(b"hi")
+            r = c.read_response(allow_interim=True)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(echo_json(r.body)["body"], "hi")
+
     # ---- HTTP/1.0 clients -----------------------------------------------------------------
     def test_http10_client_without_keep_alive_is_closed(self):
         res = lgtest.raw_exchange(self.gw.port, get("/echo", version=b"HTTP/1.0"), timeout=3)
@@ -245,6 +353,20 @@ class ProxyHttpTest(unittest.TestCase):
             r2 = c.read_response()
             self.assertEqual(r2.status, 200, "bytes after the HEAD response (a body?) broke framing")
             self.assertEqual(echo_json(r2.body)["target"], "/echo?after-head=1")
+
+    def test_head_of_chunked_upstream_response(self):
+        with RawConn(self.gw.port) as c:
+            for path in ("/stream?bytes=3000&chunked=1", "/chunked-trailer", "/http10"):
+                c.send(f"HEAD {path} HTTP/1.1\r\nHost: gw.test\r\n\r\n".encode())
+                r = c.read_response(method="HEAD")
+                self.assertEqual(r.status, 200, path)
+                if path == "/http10":
+                    break  # the 1.0 upstream closes; whether the client conn stays is not asserted
+                time.sleep(0.2)
+                self.assertEqual(c.buf, b"", f"HEAD {path}: body bytes followed the head: {c.buf[:80]!r}")
+                c.send(get(f"/echo?after-head={path}"))
+                r2 = c.read_response()
+                self.assertEqual(echo_json(r2.body)["target"], f"/echo?after-head={path}")
 
     def test_204_and_304_have_no_body(self):
         for code in (204, 304):
@@ -296,6 +418,14 @@ class ProxyHttpTest(unittest.TestCase):
         self.assertEqual(echo_header_all(e, "x-forwarded-for"), ["1.2.3.4, 127.0.0.1"])
         _, e = self.echo()
         self.assertEqual(echo_header_all(e, "x-forwarded-for"), ["127.0.0.1"])
+
+    def test_x_forwarded_for_several_fields_combined(self):
+        # several X-Forwarded-For fields are one comma-separated list (RFC 9110 5.3)
+        res = lgtest.raw_exchange(self.gw.port, get("/echo", extra=b"X-Forwarded-For: 1.1.1.1\r\n"
+                                                                 b"X-Forwarded-For: 2.2.2.2, 3.3.3.3\r\n"),
+                                  timeout=2, read_until_close=False)
+        e = echo_json(res.responses[0].body)
+        self.assertEqual(echo_header_all(e, "x-forwarded-for"), ["1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1"])
 
     def test_x_forwarded_proto_host_and_real_ip(self):
         _, e = self.echo(headers={"Host": "api.example.com:8443", "X-Real-IP": "6.6.6.6",
