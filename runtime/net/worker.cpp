@@ -81,6 +81,11 @@ void Worker::install(std::shared_ptr<const Snapshot> s) {
     WorkerGroup& wg = p->groups[g];
     for (const TargetConfig& t : cfg.targets) wg.targets.push_back(pool_.target_for(t, cfg));
     wg.view.resize(wg.targets.size());
+    // Stagger the cursors: worker k starts k picks in, so N workers do not all send their first
+    // requests to the same target.
+    if (cfg.balance != BalanceKind::consistent_hash)
+      for (unsigned k = 0; k < id_ % std::max<std::size_t>(1, cfg.targets.size()); ++k)
+        pick_target(cfg, snap.upstreams[g].ring, wg.view, wg.rr, {}, 0);
     wg.metrics_slot = metrics_.upstream_slot(cfg.name);
     wg.retries_slot = metrics_.series("gateway_upstream_retries_total",
                                       "Requests resent on a fresh connection after a pooled one turned out closed.",
