@@ -149,6 +149,15 @@ class AdminTest(unittest.TestCase):
                 self.assertNotIn(b"gateway_requests_total", body)
                 self.assertNotIn(b"sha256", body)
 
+    def test_admin_disabled(self):
+        ap = lgtest.free_port()
+        cfg = CONFIG.replace('admin: { address: "127.0.0.1:{ADMIN_PORT}" }',
+                             'admin: { address: "127.0.0.1:{AP}", enabled: false }')
+        gw = self.stack.enter_context(lgtest.Gateway(cfg, values={
+            "WORKERS": 1, "APP_PORT": self.app.port, "DEAD_PORT": lgtest.free_port(), "AP": ap}))
+        self.assertEqual(lgtest.http(gw.port, "GET", "/one")[0], 200)
+        self.assertFalse(lgtest.port_accepts(ap), "admin.enabled: false still listens")
+
     def test_workers_2_metrics_summed(self):
         gw = self.start(workers=2)
         st, _, body = lgtest.http(gw.admin_port, "GET", "/admin/config")
@@ -159,6 +168,13 @@ class AdminTest(unittest.TestCase):
         m = get_metrics(gw.admin_port)
         self.assertEqual(metric(m, "gateway_requests_total", route="one", upstream="app", status="200"), 50)
         self.assertEqual(metric(m, "gateway_request_duration_seconds_count", route="one"), 50)
+        # every one of those connections is closed again: the gauge (summed over workers) is 0
+        try:
+            lgtest.wait_until(lambda: metric(get_metrics(gw.admin_port), "gateway_active_connections") == 0,
+                              3.0, what="active connections back to 0")
+        except TimeoutError:
+            self.fail(f"gateway_active_connections stuck at "
+                      f"{metric(get_metrics(gw.admin_port), 'gateway_active_connections')} after all clients left")
 
 
 if __name__ == "__main__":

@@ -135,6 +135,27 @@ class LimitsTest(unittest.TestCase):
         self.assertEqual(r.status, 200)
         self.assertEqual(echo_json(r.body)["body_bytes"], 1024)
 
+    def test_body_limit_boundaries(self):
+        r, _ = self.one(req("POST", "/echo", extra=b"Content-Length: 1025\r\n", body=b"b" * 1025))
+        self.assertEqual(r.status, 413, "1025 bytes > max_body_bytes 1k")
+        exact = b"400\r\n" + b"c" * 1024 + b"\r\n0\r\n\r\n"
+        r, _ = self.one(req("POST", "/echo", extra=b"Transfer-Encoding: chunked\r\n", body=exact))
+        self.assertEqual(r.status, 200, "a chunked body of exactly max_body_bytes is allowed")
+        self.assertEqual(echo_json(r.body)["body_bytes"], 1024)
+        over = b"200\r\n" + b"c" * 512 + b"\r\n201\r\n" + b"c" * 513 + b"\r\n0\r\n\r\n"
+        r, _ = self.one(req("POST", "/echo", extra=b"Transfer-Encoding: chunked\r\n", body=over))
+        self.assertEqual(r.status, 413, "a chunked body of 1025 bytes")
+
+    def test_header_count_and_uri_boundaries(self):
+        extra = b"".join(b"X-F%d: v\r\n" % i for i in range(20))  # + Host = 21 fields
+        r, _ = self.one(req("GET", "/echo", extra=extra))
+        self.assertEqual(r.status, 431, "21 field lines > max_headers 20")
+        base = "/echo?q="
+        r, _ = self.one(req("GET", base + "a" * (1024 - len(base))))
+        self.assertEqual(r.status, 200, "a target of exactly max_uri_bytes is allowed")
+        r, _ = self.one(req("GET", base + "a" * (1025 - len(base))))
+        self.assertEqual(r.status, 414, "a target of max_uri_bytes + 1")
+
     def test_413_chunked_body_over_limit(self):
         chunk = b"%x\r\n%s\r\n" % (600, b"c" * 600)
         body = chunk + chunk + b"0\r\n\r\n"
@@ -203,6 +224,22 @@ class LimitsTest(unittest.TestCase):
             self.assertIsNotNone(got, "no answer while the head trickled in for 3 s")
             self.assertTrue(c.buf.startswith(b"HTTP/1.1 408"), c.buf[:100])
             self.assertLess(got, 2.5)
+
+    def test_408_for_partial_second_request_on_keep_alive(self):
+        # once a request has begun on a kept-alive connection, the header timeout (408) applies,
+        # not a silent idle close
+        with RawConn(self.gw.port) as c:
+            c.send(req("GET", "/echo"))
+            self.assertEqual(c.read_response().status, 200)
+            time.sleep(0.5)
+            c.send(b"GET /echo HTTP/1.1\r\nHost: gw")
+            t0 = time.monotonic()
+            try:
+                r = c.read_response(timeout=4.0)
+            except ConnectionError:
+                self.fail("connection closed silently instead of answering 408 to a partial request")
+            self.assertEqual(r.status, 408)
+            self.assertGreater(time.monotonic() - t0, 0.7, "the partial head got less than client_header_timeout")
 
     def test_408_body_timeout(self):
         with RawConn(self.gw.port) as c:
@@ -295,6 +332,15 @@ class LimitsTest(unittest.TestCase):
                 r, res = self.one(data)
                 self.assertEqual(r.status, 400, f"{name}: {r.body[:200]!r}")
                 self.assertTrue(res.closed, f"{name}: connection left open after 400")
+
+    def test_zz_no_connection_leak(self):
+        # runs last (alphabetical order): every connection the other tests opened is closed
+        def active():
+            return lgtest.metric(lgtest.get_metrics(self.gw.admin_port), "gateway_active_connections")
+        try:
+            lgtest.wait_until(lambda: active() == 0, 5.0, what="gateway_active_connections == 0")
+        except TimeoutError:
+            self.fail(f"gateway_active_connections is {active()} with no client connected (leak?)")
 
 
 if __name__ == "__main__":

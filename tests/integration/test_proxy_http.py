@@ -153,6 +153,41 @@ class ProxyHttpTest(unittest.TestCase):
                 self.assertEqual(echo_json(r2.body)["target"], "/echo?a=2")
         del data
 
+    def test_pipelined_body_behind_a_slow_request(self):
+        body = bytes(range(65, 91)) * 40330  # ~1 MiB of A..Z
+        data = get("/delay?ms=300") + (b"POST /echo?big=1 HTTP/1.1\r\nHost: gw.test\r\nContent-Length: %d\r\n\r\n"
+                                       % len(body)) + body + get("/echo?last=1")
+        with RawConn(self.gw.port, timeout=10) as c:
+            import threading
+            t = threading.Thread(target=c.send, args=(data,))
+            t.start()  # the send may block on backpressure while the first request is slow
+            r1 = c.read_response(timeout=10)
+            r2 = c.read_response(timeout=10)
+            r3 = c.read_response(timeout=10)
+            t.join(timeout=10)
+        self.assertEqual((r1.status, r1.body), (200, b'{"ok":true}'))
+        e2 = echo_json(r2.body)
+        self.assertEqual((e2["target"], e2["body_bytes"]), ("/echo?big=1", len(body)))
+        self.assertTrue(e2["body"].encode() == body, "pipelined body corrupted")
+        self.assertEqual(echo_json(r3.body)["target"], "/echo?last=1")
+
+    def test_pipelined_after_upstream_errors(self):
+        data = get("/garbage") + get("/echo?e=1") + get("/close") + get("/echo?e=2")
+        with RawConn(self.gw.port) as c:
+            c.send(data)
+            r1 = c.read_response()
+            self.assertEqual(r1.status, 502)
+            if (header(r1.headers, "connection") or "").lower() == "close":
+                return  # closing after a 502 is allowed; then nothing else may follow
+            r2 = c.read_response()
+            self.assertEqual(echo_json(r2.body)["target"], "/echo?e=1")
+            r3 = c.read_response()
+            self.assertEqual(r3.status, 502)
+            if (header(r3.headers, "connection") or "").lower() == "close":
+                return
+            r4 = c.read_response()
+            self.assertEqual(echo_json(r4.body)["target"], "/echo?e=2")
+
     def test_pipelined_connection_close_stops_there(self):
         data = get("/echo?p=1") + get("/echo?p=2", extra=b"Connection: close\r\n") + get("/echo?p=3")
         res = lgtest.raw_exchange(self.gw.port, data, timeout=2)
@@ -342,6 +377,23 @@ class ProxyHttpTest(unittest.TestCase):
                                      "a kept-alive 1.0 response needs Content-Length")
             self.assertFalse(c.is_closed_by_peer(wait=0.3))
 
+    def test_http10_keep_alive_client_with_unknown_length_response(self):
+        # chunked can't go to a 1.0 client: the gateway must fall back to a close-delimited body
+        # (and then not promise keep-alive)
+        for path in ("/stream?bytes=5000&chunked=1", "/http10"):
+            with self.subTest(path=path):
+                res = lgtest.raw_exchange(self.gw.port, get(path, version=b"HTTP/1.0",
+                                                            extra=b"Connection: keep-alive\r\n"), timeout=2)
+                head, _, body = res.data.partition(b"\r\n\r\n")
+                lower = head.lower()
+                self.assertNotIn(b"transfer-encoding", lower)
+                if b"content-length" not in lower:
+                    self.assertNotIn(b"connection: keep-alive", lower,
+                                     "keep-alive promised on a close-delimited 1.0 response")
+                    self.assertTrue(res.closed)
+                want = pattern(5000) if path.startswith("/stream") else b"http10 body"
+                self.assertEqual(body, want)
+
     # ---- bodiless responses ---------------------------------------------------------------
     def test_head_has_no_body(self):
         with RawConn(self.gw.port) as c:
@@ -493,6 +545,15 @@ class ProxyHttpTest(unittest.TestCase):
         tps = echo_header_all(e, "traceparent")
         self.assertEqual(len(tps), 1, e["headers"])
         self.assertRegex(tps[0], TRACEPARENT_RE)
+
+    def test_zz_no_connection_leak(self):
+        # runs last (alphabetical order): every connection the other tests opened is closed
+        def active():
+            return lgtest.metric(lgtest.get_metrics(self.gw.admin_port), "gateway_active_connections")
+        try:
+            lgtest.wait_until(lambda: active() == 0, 5.0, what="gateway_active_connections == 0")
+        except TimeoutError:
+            self.fail(f"gateway_active_connections is {active()} with no client connected (leak?)")
 
 
 if __name__ == "__main__":

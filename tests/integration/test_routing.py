@@ -205,6 +205,29 @@ class RoutingTest(unittest.TestCase):
         self.assertEqual(self.req("GET", "/files")[0], 200)
         self.assertIn(self.last_target("misc", mark), ("/static", "/static/"))
 
+    def test_rewrite_keeps_reserved_escapes_encoded(self):
+        # a parameter holding %3F / %23 must stay encoded upstream: decoded, it would turn into
+        # a query or fragment delimiter
+        cases = {
+            b"/items/a%3Fb/detail": "/echo/item/a%3Fb",
+            b"/items/a%23b/detail": "/echo/item/a%23b",
+            b"/items/%61bc/detail": "/echo/item/abc",
+            b"/files/x%3Fy/z": "/static/x%3Fy/z",
+            b"/files/sp%20ace": "/static/sp%20ace",
+        }
+        for raw, want in cases.items():
+            with self.subTest(raw=raw):
+                mark = self.b["misc"].mark()
+                r = self.raw_status(raw)
+                self.assertEqual(r.status, 200, r.body[:200])
+                self.assertEqual(self.last_target("misc", mark).lower(), want.lower())
+
+    def test_strip_prefix_keeps_escapes(self):
+        mark = self.b["misc"].mark()
+        r = self.raw_status(b"/api/v1/a%3Fb?q=%3F")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(self.last_target("misc", mark).lower(), "/a%3fb?q=%3f")
+
     # ---- normalization ------------------------------------------------------------------------
     def test_normalized_paths_reach_the_route(self):
         for raw in ("/echo", "/x/../echo", "/%65cho", "//echo", "/./echo", "/a/b/../../echo", "/%65%63ho"):

@@ -756,6 +756,15 @@ routes: [ { name: r, match: { path: "/*" }, upstream: s } ]
                         self.assertEqual((r2.status, r2.body), (200, b"default"))
                 self.assertNextRequestClean(path)
 
+    def test_zz_no_connection_leak(self):
+        # runs last (alphabetical order): every connection the other tests opened is closed
+        def active():
+            return lgtest.metric(lgtest.get_metrics(self.gw.admin_port), "gateway_active_connections")
+        try:
+            lgtest.wait_until(lambda: active() == 0, 5.0, what="gateway_active_connections == 0")
+        except TimeoutError:
+            self.fail(f"gateway_active_connections is {active()} with no client connected (leak?)")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

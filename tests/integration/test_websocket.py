@@ -159,6 +159,28 @@ class WebSocketTest(unittest.TestCase):
         # the gateway still serves
         self.assertEqual(lgtest.http(self.gw.port, "GET", "/echo")[0], 200)
 
+    def test_tunnel_is_logged_and_counted(self):
+        before = metric(get_metrics(self.gw.admin_port), "gateway_requests_total", route="all", status="101")
+        with RawConn(self.gw.port) as c:
+            c.send(ws_head().replace(b"\r\n\r\n", b"\r\nX-Request-ID: ws-log-1\r\n\r\n", 1))
+            r = c.read_response(timeout=3)
+            self.assertEqual(r.status, 101)
+            c.send(b"0123456789")
+            self.assertEqual(recv_exactly(c.sock, 10), b"0123456789")
+        lines = lgtest.wait_until(
+            lambda: [l for l in self.gw.access_log_lines() if l.get("request_id") == "ws-log-1"], 3.0,
+            what="access log line of the tunnel")
+        self.assertEqual(len(lines), 1)
+        self.assertEqual((lines[0]["status"], lines[0]["route"]), (101, "all"))
+        def counted():
+            v = metric(get_metrics(self.gw.admin_port), "gateway_requests_total", route="all", status="101")
+            return v if v > before else None
+        try:
+            after = lgtest.wait_until(counted, 3.0, what="101 counted")
+        except TimeoutError:
+            self.fail("the tunnel was not counted in gateway_requests_total{status=\"101\"}")
+        self.assertEqual(after - before, 1)
+
     def test_websocket_false_strips_upgrade(self):
         with RawConn(self.gw.port) as c:
             c.send(ws_head("/nows/echo"))
@@ -208,6 +230,15 @@ class WebSocketTest(unittest.TestCase):
             r2 = c.read_response(timeout=3)
             self.assertEqual(r2.status, 200)
             self.assertEqual(echo_json(r2.body)["target"], "/echo?after=1")
+
+    def test_zz_no_connection_leak(self):
+        # runs last (alphabetical order): every connection the other tests opened is closed
+        def active():
+            return lgtest.metric(lgtest.get_metrics(self.gw.admin_port), "gateway_active_connections")
+        try:
+            lgtest.wait_until(lambda: active() == 0, 5.0, what="gateway_active_connections == 0")
+        except TimeoutError:
+            self.fail(f"gateway_active_connections is {active()} with no client connected (leak?)")
 
 
 if __name__ == "__main__":
