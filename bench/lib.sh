@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Helpers shared by bench/run.sh, bench/run_cost.sh and bench/run_micro.sh (sourced, not run).
 #
 # Conventions
@@ -104,6 +105,16 @@ lunagate_cmd() {  # lunagate_cmd PORT -> sets LUNAGATE_ARGS (array) for a proxy 
 proc_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12+$13}'; }  # utime+stime
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null; }
 busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }  # all CPUs, minus idle+iowait
+steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
+wait_quiet() {  # wait until the machine's busy CPU < QUIET_MAX % of one CPU (at most QUIET_WAIT s); echo s waited
+  local waited=0 a b
+  while :; do
+    a=$(busy_ticks); sleep 1; b=$(busy_ticks)
+    [ $(( 100 * (b - a) / HZ )) -lt "${QUIET_MAX:-10}" ] && break
+    waited=$((waited + 1)); [ "$waited" -ge "${QUIET_WAIT:-60}" ] && break
+  done
+  echo "$waited"
+}
 
 # ------------------------------------------------------------------ numbers
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) {print "NA"; exit} print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2 }'; }

@@ -12,7 +12,8 @@
 #
 # Environment (defaults): DURATION=8 ROUNDS=3 CONNS=50 WARMUP=1 IDLE_CONNS=10000 IDLE_WAVE=50
 #   NOISE_MAX=15 (foreign CPU % of one CPU during a wrk run above which it is retried, up to
-#   MAX_TRIES=3 attempts, the least noisy kept) BACKEND_PORT=18481 NGINX_PORT=18482
+#   MAX_TRIES=3 attempts, the least noisy kept) QUIET_MAX=10 QUIET_WAIT=60 (before each run, wait
+#   up to QUIET_WAIT s for the machine's busy CPU to drop under QUIET_MAX % of one CPU) BACKEND_PORT=18481 NGINX_PORT=18482
 #   LUNAGATE_PORT=18483 GW_CPU=1 LOADGEN_CPU=0 LUNAGATE_BIN=build/lunagate BACKEND_BIN=build/lg-backend
 #   NO_RESULTS=1: do not touch bench/RESULTS.md.
 # Output: bench/out/run-<timestamp>/ (raw wrk outputs, runs.tsv, summary.md, configs, logs) and a
@@ -68,63 +69,81 @@ run_wrk() {  # run_wrk OUTFILE SECONDS PORT ; wrk's own CPU (user sys seconds) -
   /usr/bin/time -f "%U %S" -o "$1.cpu" taskset -c "$LOADGEN_CPU" \
     wrk -t1 -c"$CONNS" -d"$2"s --latency --timeout 5s "http://127.0.0.1:$3/" > "$1" 2>&1 || true
 }
-measure() {  # measure ROUND ROW TRY -> "rps p50_us p99_us errors gw_cpu_pct gw_us_per_req noise_pct"
-  local r=$1 row=$2 t=$3 f gwpid="" g0=0 g1=0 b0 b1 m0 m1 e0 e1 rps p50 p99 err tool
+cpu_busy() { awk -v c="cpu$1" '$1==c{print $2+$3+$4+$7+$8}' /proc/stat; }  # busy ticks of one CPU
+COLS="round row rps p50_us p99_us errors gw_cpu_pct gw_us_per_req be_us_per_req loadgen_cpu_busy_pct gw_cpu_busy_pct steal_pct noise_pct tries"
+colno() { echo "$COLS" | tr ' ' '\n' | awk -v n="$1" '$0==n{print NR}'; }
+measure() {  # measure ROUND ROW TRY -> the COLS fields from rps to noise_pct (noise last)
+  local r=$1 row=$2 t=$3 f gwpid="" g0=0 g1=0 b0 b1 m0 m1 s0 s1 l0 l1 c0 c1 e0 e1 rps p50 p99 err tool
   f="$OUT/raw/r${r}_${row}_try$t.wrk"
   [ "$WARMUP" -gt 0 ] && run_wrk "$f.warmup" "$WARMUP" "${ROW_PORT[$row]}"
   [ "$row" != direct ] && gwpid=${PIDS[$row]}
   [ -n "$gwpid" ] && g0=$(proc_ticks "$gwpid")
-  b0=$(proc_ticks "${PIDS[backend]}"); m0=$(busy_ticks); e0=$(date +%s.%N)
+  b0=$(proc_ticks "${PIDS[backend]}"); m0=$(busy_ticks); s0=$(steal_ticks)
+  l0=$(cpu_busy "$LOADGEN_CPU"); c0=$(cpu_busy "$GW_CPU"); e0=$(date +%s.%N)
   run_wrk "$f" "$DURATION" "${ROW_PORT[$row]}"
   [ -n "$gwpid" ] && g1=$(proc_ticks "$gwpid")
-  b1=$(proc_ticks "${PIDS[backend]}"); m1=$(busy_ticks); e1=$(date +%s.%N)
+  b1=$(proc_ticks "${PIDS[backend]}"); m1=$(busy_ticks); s1=$(steal_ticks)
+  l1=$(cpu_busy "$LOADGEN_CPU"); c1=$(cpu_busy "$GW_CPU"); e1=$(date +%s.%N)
   rps=$(awk '/^Requests\/sec:/{print $2}' "$f"); rps=${rps:-0}
   p50=$(awk '$1=="50%"{print $2}' "$f" | to_us); p99=$(awk '$1=="99%"{print $2}' "$f" | to_us)
   err=$(awk '/Non-2xx/{n+=$NF} /Socket errors/{gsub(/,/,""); n+=$4+$6+$8+$10} END{print n+0}' "$f")
   tool=$(awk '{print $1+$2}' "$f.cpu" 2>/dev/null || echo 0)
-  awk -v rps="$rps" -v p50="${p50:-NA}" -v p99="${p99:-NA}" -v err="$err" -v hz="$HZ" \
-      -v g="$((g1 - g0))" -v b="$((b1 - b0))" -v m="$((m1 - m0))" -v tool="$tool" -v e0="$e0" -v e1="$e1" -v gw="$gwpid" 'BEGIN{
+  awk -v rps="$rps" -v p50="${p50:-NA}" -v p99="${p99:-NA}" -v err="$err" -v hz="$HZ" -v gw="$gwpid" \
+      -v g="$((g1 - g0))" -v b="$((b1 - b0))" -v m="$((m1 - m0))" -v st="$((s1 - s0))" \
+      -v l="$((l1 - l0))" -v c="$((c1 - c0))" -v tool="$tool" -v e0="$e0" -v e1="$e1" 'BEGIN{
     el=e1-e0; if (el<=0) el=1
-    gcpu=g/hz; noise=m/hz-gcpu-b/hz-tool; if (noise<0) noise=0
-    printf "%s %s %s %s %s %s %.1f\n", rps, p50, p99, err,
-      (gw=="")?"NA":sprintf("%.1f", 100*gcpu/el), (gw==""||rps==0)?"NA":sprintf("%.2f", 1e6*gcpu/(rps*el)), 100*noise/el }'
+    gcpu=g/hz; bcpu=b/hz; noise=m/hz-gcpu-bcpu-tool; if (noise<0) noise=0
+    printf "%s %s %s %s %s %s %s %.1f %.1f %.1f %.1f\n", rps, p50, p99, err,
+      (gw=="")?"NA":sprintf("%.1f", 100*gcpu/el), (gw==""||rps==0)?"NA":sprintf("%.2f", 1e6*gcpu/(rps*el)),
+      (rps==0)?"NA":sprintf("%.2f", 1e6*bcpu/(rps*el)), 100*l/hz/el, 100*c/hz/el, 100*st/hz/el, 100*noise/el }'
 }
 
 wall() {
-  local r row t line best bestnoise noise
-  printf "round\trow\trps\tp50_us\tp99_us\terrors\tgw_cpu_pct\tgw_cpu_us_per_req\tnoise_pct\ttries\n" > "$OUT/runs.tsv"
+  local r row t line best bestnoise noise waited
+  echo "$COLS" | tr ' ' '\t' > "$OUT/runs.tsv"
   for r in $(seq 1 "$ROUNDS"); do
     for row in "${ROWS[@]}"; do
       best=""; bestnoise=1e9
       for t in $(seq 1 "$MAX_TRIES"); do
+        waited=$(wait_quiet)
+        [ "$waited" -gt 0 ] && log "round $r $row: waited ${waited}s for the machine to go quiet"
         line=$(measure "$r" "$row" "$t")
         noise=${line##* }
-        if awk -v a="$noise" -v b="$bestnoise" 'BEGIN{exit !(a<b)}'; then best="$line $t"; bestnoise=$noise; fi
+        if awk -v a="$noise" -v b="$bestnoise" 'BEGIN{exit !(a<b)}'; then best=$line; bestnoise=$noise; fi
         awk -v a="$noise" -v m="$NOISE_MAX" 'BEGIN{exit !(a<=m)}' && break
-        log "round $r $row: foreign CPU ${noise}% > ${NOISE_MAX}% (try $t/$MAX_TRIES), retrying"
+        log "round $r $row: foreign CPU ${noise}% > ${NOISE_MAX}% (try $t/$MAX_TRIES)$([ "$t" -lt "$MAX_TRIES" ] && echo ", retrying" || echo ", keeping the least noisy try")"
       done
-      echo "$r $row $best" | tr ' ' '\t' >> "$OUT/runs.tsv"
-      log "round $r $(echo "$best" | awk -v n="$row" '{printf "%-9s %9.0f req/s  p50 %6sus  p99 %6sus  errors %s  gw CPU %s%%  %s us/req  noise %s%%", n, $1, $2, $3, $4, $5, $6, $7}')"
+      echo "$r $row $best $t" | tr ' ' '\t' >> "$OUT/runs.tsv"   # t = tries made
+      log "round $r $(echo "$best" | awk -v n="$row" -v lc="$LOADGEN_CPU" '{printf "%-9s %7.0f req/s  p50 %5sus  p99 %5sus  err %s  gw CPU %s%% %s us/req  backend %s us/req  CPU%s busy %s%%  steal %s%%  noise %s%%", n, $1, $2, $3, $4, $5, $6, $7, lc, $8, $10, $11}')"
     done
   done
-  # medians
-  local col rps p50 p99 us lo hi
+  # medians per row
+  local rps p50 p99 us gwp be lg
   declare -gA MED_RPS MED_P50 MED_P99 MED_US
+  col() { awk -F'\t' -v n="$1" -v c="$(colno "$2")" 'NR>1 && $2==n && $c!="NA"{print $c}' "$OUT/runs.tsv"; }
   {
-    echo "wrk -t1 -c$CONNS -d${DURATION}s --latency, $ROUNDS rounds alternating the rows; median per row, [min-max] of req/s over rounds."
+    echo "wrk -t1 -c$CONNS -d${DURATION}s --latency, $ROUNDS rounds alternating the rows; median per row over rounds (req/s of every round in the last column)."
     echo
-    echo "| row | req/s | p50 | p99 | gateway CPU µs/req | req/s per round |"
-    echo "|---|---:|---:|---:|---:|---|"
+    echo "| row | req/s | p50 | p99 | gateway CPU µs/req | gateway CPU % | backend CPU µs/req | CPU $LOADGEN_CPU (wrk + backend) busy % | req/s per round |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
     for row in "${ROWS[@]}"; do
-      col() { awk -F'\t' -v n="$row" -v c="$1" 'NR>1 && $2==n && $c!="NA"{print $c}' "$OUT/runs.tsv"; }
-      rps=$(col 3 | median); p50=$(col 4 | median); p99=$(col 5 | median); us=$(col 8 | median)
+      rps=$(col "$row" rps | median); p50=$(col "$row" p50_us | median); p99=$(col "$row" p99_us | median)
+      us=$(col "$row" gw_us_per_req | median); gwp=$(col "$row" gw_cpu_pct | median)
+      be=$(col "$row" be_us_per_req | median); lg=$(col "$row" loadgen_cpu_busy_pct | median)
       MED_RPS[$row]=$rps; MED_P50[$row]=$p50; MED_P99[$row]=$p99; MED_US[$row]=$us
-      printf "| %s | %s | %s µs | %s µs | %s | %s |\n" "${ROW_LABEL[$row]}" "$(fmt_int "$rps")" "$(fmt_int "$p50")" \
-        "$(fmt_int "$p99")" "$us" "$(col 3 | awk '{printf "%s%.0f", (NR>1)?", ":"", $1}')"
+      printf "| %s | %s | %s µs | %s µs | %s | %s | %s | %s | %s |\n" "${ROW_LABEL[$row]}" "$(fmt_int "$rps")" "$(fmt_int "$p50")" \
+        "$(fmt_int "$p99")" "$us" "$gwp" "$be" "$lg" "$(col "$row" rps | awk '{printf "%s%.0f", (NR>1)?", ":"", $1}')"
     done
     echo
-    echo "lunagate / nginx: throughput **$(ratio "${MED_RPS[lunagate]}" "${MED_RPS[nginx]}")**, p50 $(ratio "${MED_P50[lunagate]}" "${MED_P50[nginx]}"), p99 **$(ratio "${MED_P99[lunagate]}" "${MED_P99[nginx]}")**, gateway CPU per request $(ratio "${MED_US[lunagate]}" "${MED_US[nginx]}") (throughput: higher is better; latency and CPU: lower is better)."
-    echo "Errors (non-2xx + socket errors) over all runs: $(awk -F'\t' 'NR>1{n+=$6} END{print n+0}' "$OUT/runs.tsv"). Retries for noise: $(awk -F'\t' 'NR>1{n+=$10-1} END{print n+0}' "$OUT/runs.tsv")."
+    echo "lunagate / nginx: throughput **$(ratio "${MED_RPS[lunagate]}" "${MED_RPS[nginx]}")**, p50 $(ratio "${MED_P50[lunagate]}" "${MED_P50[nginx]}"), p99 **$(ratio "${MED_P99[lunagate]}" "${MED_P99[nginx]}")**, gateway CPU per request $(ratio "${MED_US[lunagate]}" "${MED_US[nginx]}") (throughput: higher is better for lunagate; latency and CPU: lower is better)."
+    paired() {  # median over rounds of lunagate/nginx of one column (same round = same machine state)
+      awk -F'\t' -v c="$(colno "$1")" 'NR>1 && $2=="nginx" {n[$1]=$c} NR>1 && $2=="lunagate" {l[$1]=$c}
+        END { for (r in l) if ((r in n) && n[r]+0>0 && l[r]!="NA") printf "%.4f\n", l[r]/n[r] }' "$OUT/runs.tsv" | median
+    }
+    echo "Paired per round (median over rounds of lunagate/nginx from the same round, measured ~10 s apart, which cancels slow drifts of the machine): throughput **$(paired rps | awk '{printf "%.3f", $1}')**, p50 $(paired p50_us | awk '{printf "%.3f", $1}'), p99 **$(paired p99_us | awk '{printf "%.3f", $1}')**, gateway CPU per request $(paired gw_us_per_req | awk '{printf "%.3f", $1}'), backend CPU per request $(paired be_us_per_req | awk '{printf "%.3f", $1}')."
+    local nc sc tc
+    nc=$(colno noise_pct); sc=$(colno steal_pct); tc=$(colno tries)
+    echo "Errors (non-2xx + socket errors) over all runs: $(awk -F'\t' -v c="$(colno errors)" 'NR>1{n+=$c} END{print n+0}' "$OUT/runs.tsv"). Retries for noise: $(awk -F'\t' -v c="$tc" 'NR>1{n+=$c-1} END{print n+0}' "$OUT/runs.tsv"). Kept runs with foreign CPU over ${NOISE_MAX}%: $(awk -F'\t' -v m="$NOISE_MAX" -v c="$nc" 'NR>1 && $c>m{printf "%s%s r%s (%s%%)", (k++?", ":""), $2, $1, $c} END{if(!k) printf "none"}' "$OUT/runs.tsv"); max steal $(awk -F'\t' -v c="$sc" 'NR>1 && $c>m{m=$c} END{printf "%.1f", m}' "$OUT/runs.tsv")%."
   } > "$OUT/wall.md"
 }
 

@@ -71,10 +71,10 @@ callgrind_pass() {
   ok=$(batch "$OUT/raw/$name.cg.warmup" 2000 "$port")
   [ "${ok:-0}" -gt 0 ] || die "$name: warm-up under callgrind got no 2xx (see raw/$name.cg.warmup)"
   for k in $(seq 1 "$BATCHES"); do
-    callgrind_control -z "$pid" >/dev/null
+    callgrind_control -z "$pid" >/dev/null 2>&1 || die "callgrind_control -z $pid failed"
     before=$(ls "$RUN"/cg."$name".* 2>/dev/null | sort)
     ok=$(batch "$OUT/raw/$name.cg.$k" "$REQS" "$port")
-    callgrind_control --dump="batch$k" "$pid" >/dev/null
+    callgrind_control --dump="batch$k" "$pid" >/dev/null 2>&1 || die "callgrind_control --dump $pid failed"
     # Ir of this dump: the "totals:" line of every file the dump wrote (one per thread if separated)
     ir=$(comm -13 <(echo "$before") <(ls "$RUN"/cg."$name".* | sort) | xargs -r awk '/^totals:/{s+=$2} END{print s+0}')
     printf "%s\t%s\t%s\t%s\t%s\n" "$name" "$k" "${ok:-0}" "$ir" \
@@ -103,7 +103,7 @@ strace_pass() {
           for (k=0; k<6; k++) { best=""; bv=-1; for (s in c) if (c[s]+0>bv) { bv=c[s]+0; best=s }
             if (best=="") break
             top=top sprintf("%s%s %.2f", (k?", ":""), best, bv/r)
-            if (e[best]+0>0) top=top sprintf(" (%.2f failed)", e[best]/r)
+            if (e[best]/r >= 0.005) top=top sprintf(" (%.2f failed)", e[best]/r)
             delete c[best] }
           printf "%s\t%d\t%d\t%s\t%s\n", n, r, tot, (r>0)?sprintf("%.2f", tot/r):"NA", top }' \
     "$OUT/raw/$name.strace" >> "$OUT/strace.tsv"

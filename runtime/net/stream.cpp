@@ -60,6 +60,7 @@ void Stream::finish_connect() {
 }
 
 void Stream::read(char* buf, std::size_t len) {
+  if (fd_ < 0) return;  // closed: nothing may be queued for an owner about to be deleted
   rd_buf_ = buf;
   rd_len_ = len;
   rd_done_ = false;
@@ -101,6 +102,7 @@ void Stream::deliver_read() {
 }
 
 void Stream::write(iovec* iov, std::size_t n) {
+  if (fd_ < 0) return;
   wr_iov_ = iov;
   wr_first_ = 0;
   wr_n_ = n;
@@ -117,6 +119,7 @@ void Stream::write(iovec* iov, std::size_t n) {
 }
 
 void Stream::read_lazy() {
+  if (fd_ < 0) return;
   rd_buf_ = nullptr;
   rd_lazy_ = true;
   rd_done_ = false;
