@@ -1043,3 +1043,91 @@ class ScriptedUpstream:
                 conn.close()
             except OSError:
                 pass
+
+
+# --------------------------------------------------------------------------------------------
+# pieces shared by the functional suites (request builders, config head, fixtures, checks)
+
+# The first lines of most test configs: one worker, the listener on {PORT}, the admin on
+# {ADMIN_PORT}, access log to stdout. Append `limits:`, `upstreams:`, `routes:` to it.
+CONFIG_HEAD = """\
+workers: 1
+listen: [ { address: "127.0.0.1:{PORT}" } ]
+admin: { address: "127.0.0.1:{ADMIN_PORT}" }
+log: { access: stdout, error: stderr, level: info }
+"""
+
+
+def req(method, path, extra=b"", body=b"", host="gw.test", version=b"HTTP/1.1"):
+    """Raw request bytes: `METHOD path version`, Host, the `extra` field lines (each ending in
+    CRLF), the empty line, then `body` as is (no framing is added)."""
+    return (method.encode() + b" " + path.encode() + b" " + version + b"\r\nHost: " + host.encode() + b"\r\n"
+            + extra + b"\r\n" + body)
+
+
+def get(path, host="gw.test", extra=b"", version=b"HTTP/1.1"):
+    """Raw bytes of a bodiless GET (see req)."""
+    return req("GET", path, extra=extra, host=host, version=version)
+
+
+class AppGatewayMixin:
+    """Mix into a unittest.TestCase (before it: `class T(lgtest.AppGatewayMixin, unittest.TestCase)`)
+    for one gateway shared by every test of the class, started from the class attribute CONFIG
+    in front of one lg-backend "app" (its port is {APP_PORT}): cls.app, cls.gw. APP_RECORD (default
+    True) gives the backend a temp --record dir. Both are stopped after the class (also when
+    setUpClass fails part-way). setUp checks that the gateway is still alive."""
+
+    CONFIG = None
+    APP_RECORD = True
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.app = cls.enterClassContext(Backend("app", record_dir=True if cls.APP_RECORD else None))
+        cls.gw = cls.enterClassContext(Gateway(cls.CONFIG, values={"APP_PORT": cls.app.port}))
+
+    def setUp(self):
+        super().setUp()
+        self.assertTrue(self.gw.alive(), "gateway died:\n" + self.gw.stderr_text()[-2000:])
+
+
+def assert_no_connection_leak(test, admin_port, timeout=5.0):
+    """Fails `test` unless gateway_active_connections (admin /metrics) drops to 0 within
+    `timeout` s: meant for a last test, once every connection the others opened is closed."""
+    def active():
+        return metric(get_metrics(admin_port), "gateway_active_connections")
+    try:
+        wait_until(lambda: active() == 0, timeout, what="gateway_active_connections == 0")
+    except TimeoutError:
+        test.fail(f"gateway_active_connections is {active()} with no client connected (leak?)")
+
+
+class InThread:
+    """Runs fn(*args, **kwargs) in a thread, started at once (a request kept in flight while the
+    test does something else):  t = InThread(http, port, "GET", "/delay?ms=1500", timeout=6)
+    .join(timeout), .is_alive(); afterwards .result (fn's return value, None if it raised),
+    .error (the exception it raised, else None) and .value() (the result, or that exception
+    raised again)."""
+
+    def __init__(self, fn, *args, daemon=False, **kwargs):
+        self.result = None
+        self.error = None
+
+        def run():
+            try:
+                self.result = fn(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001
+                self.error = e
+        self._thread = threading.Thread(target=run, daemon=daemon)
+        self._thread.start()
+
+    def join(self, timeout=None):
+        self._thread.join(timeout)
+
+    def is_alive(self):
+        return self._thread.is_alive()
+
+    def value(self):
+        if self.error is not None:
+            raise self.error
+        return self.result

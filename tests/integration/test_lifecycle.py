@@ -19,11 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lgtest  # noqa: E402
 from lgtest import RawConn, get_metrics, metric  # noqa: E402
 
-TEMPLATE = """\
-workers: 1
-listen: [ { address: "127.0.0.1:{PORT}" } ]
-admin: { address: "127.0.0.1:{ADMIN_PORT}" }
-log: { access: stdout, error: stderr, level: info }
+TEMPLATE = lgtest.CONFIG_HEAD + """\
 limits: { drain_timeout: {DRAIN} }
 upstreams:
   a: { targets: [ "127.0.0.1:{A}" ] }
@@ -162,19 +158,14 @@ class LifecycleTest(unittest.TestCase):
 
     def test_inflight_request_finishes_on_old_upstream(self):
         gw = self.start("a")
-        result = {}
-
-        def slow():
-            result["r"] = lgtest.http(gw.port, "GET", "/delay?ms=1500", timeout=6)
-        t = threading.Thread(target=slow)
-        t.start()
+        t = lgtest.InThread(lgtest.http, gw.port, "GET", "/delay?ms=1500", timeout=6)
         time.sleep(0.3)
         self.rewrite(gw, TARGET="b")
         gw.send_signal(signal.SIGHUP)
         self.wait_backend(gw, "b", timeout=1.0)
         t.join(timeout=6)
         self.assertFalse(t.is_alive())
-        st, h, body = result["r"]
+        st, h, body = t.value()
         self.assertEqual(st, 200, body[:200])
         self.assertEqual(h.get("x-backend"), "a", "the in-flight request must finish on the old upstream")
 
@@ -296,15 +287,7 @@ class LifecycleTest(unittest.TestCase):
     # ---- drain --------------------------------------------------------------------------------
     def test_sigterm_drain(self):
         gw = self.start("a", drain="5s")
-        result = {}
-
-        def slow():
-            try:
-                result["r"] = lgtest.http(gw.port, "GET", "/delay?ms=1500", timeout=6)
-            except Exception as e:  # noqa: BLE001
-                result["e"] = e
-        t = threading.Thread(target=slow)
-        t.start()
+        t = lgtest.InThread(lgtest.http, gw.port, "GET", "/delay?ms=1500", timeout=6)
         time.sleep(0.3)
         t_term = time.monotonic()
         gw.send_signal(signal.SIGTERM)
@@ -323,8 +306,8 @@ class LifecycleTest(unittest.TestCase):
         except TimeoutError:
             self.fail("new connections still served 1 s after SIGTERM")
         t.join(timeout=6)
-        self.assertNotIn("e", result, f"in-flight request failed during drain: {result.get('e')!r}")
-        st, h, body = result["r"]
+        self.assertIsNone(t.error, f"in-flight request failed during drain: {t.error!r}")
+        st, h, body = t.result
         self.assertEqual(st, 200, body[:200])
         self.assertEqual(h.get("x-backend"), "a")
         rc = gw.wait_exit(timeout=5.5 - (time.monotonic() - t_term))
@@ -358,15 +341,7 @@ class LifecycleTest(unittest.TestCase):
 
     def test_drain_timeout_bounds_exit(self):
         gw = self.start("a", drain="1s")
-        result = {}
-
-        def slow():
-            try:
-                result["r"] = lgtest.http(gw.port, "GET", "/delay?ms=5000", timeout=8)
-            except Exception as e:  # noqa: BLE001
-                result["e"] = e
-        t = threading.Thread(target=slow)
-        t.start()
+        t = lgtest.InThread(lgtest.http, gw.port, "GET", "/delay?ms=5000", timeout=8)
         time.sleep(0.3)
         t0 = time.monotonic()
         gw.send_signal(signal.SIGTERM)
@@ -380,8 +355,8 @@ class LifecycleTest(unittest.TestCase):
 
     def test_second_signal_stops_at_once(self):
         gw = self.start("a", drain="10s")
-        t = threading.Thread(target=lambda: self._swallow(gw), daemon=True)
-        t.start()
+        # an in-flight request; it fails once the gateway stops (InThread keeps the error, unchecked)
+        t = lgtest.InThread(lgtest.http, gw.port, "GET", "/delay?ms=5000", timeout=8, daemon=True)
         time.sleep(0.3)
         gw.send_signal(signal.SIGTERM)
         time.sleep(0.2)
@@ -391,13 +366,6 @@ class LifecycleTest(unittest.TestCase):
         self.assertIsNotNone(rc, "a second signal must stop the gateway at once")
         self.assertLess(time.monotonic() - t0, 1.0)
         t.join(timeout=8)
-
-    @staticmethod
-    def _swallow(gw):
-        try:
-            lgtest.http(gw.port, "GET", "/delay?ms=5000", timeout=8)
-        except Exception:  # noqa: BLE001
-            pass
 
 
 if __name__ == "__main__":

@@ -13,13 +13,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lgtest  # noqa: E402
-from lgtest import RawConn, echo_json  # noqa: E402
+from lgtest import RawConn, echo_json, req  # noqa: E402
 
-CONFIG = """\
-workers: 1
-listen: [ { address: "127.0.0.1:{PORT}" } ]
-admin: { address: "127.0.0.1:{ADMIN_PORT}" }
-log: { access: stdout, error: stderr, level: info }
+CONFIG = lgtest.CONFIG_HEAD + """\
 limits:
   max_header_bytes: 4k
   max_uri_bytes: 1k
@@ -38,29 +34,8 @@ routes:
 """
 
 
-def req(method, path, extra=b"", body=b""):
-    return (method.encode() + b" " + path.encode() + b" HTTP/1.1\r\nHost: gw.test\r\n" + extra + b"\r\n" + body)
-
-
-class LimitsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.app = lgtest.Backend("app", record_dir=True)
-        cls.app.start()
-        try:
-            cls.gw = lgtest.Gateway(CONFIG, values={"APP_PORT": cls.app.port})
-            cls.gw.start()
-        except BaseException:
-            cls.app.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.close()
-        cls.app.__exit__(None, None, None)
-
-    def setUp(self):
-        self.assertTrue(self.gw.alive(), "gateway died:\n" + self.gw.stderr_text()[-2000:])
+class LimitsTest(lgtest.AppGatewayMixin, unittest.TestCase):
+    CONFIG = CONFIG
 
     def one(self, data, timeout=3.0):
         """Sends data on a fresh connection; -> (single final response, RawResult)."""
@@ -335,12 +310,7 @@ class LimitsTest(unittest.TestCase):
 
     def test_zz_no_connection_leak(self):
         # runs last (alphabetical order): every connection the other tests opened is closed
-        def active():
-            return lgtest.metric(lgtest.get_metrics(self.gw.admin_port), "gateway_active_connections")
-        try:
-            lgtest.wait_until(lambda: active() == 0, 5.0, what="gateway_active_connections == 0")
-        except TimeoutError:
-            self.fail(f"gateway_active_connections is {active()} with no client connected (leak?)")
+        lgtest.assert_no_connection_leak(self, self.gw.admin_port)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lgtest  # noqa: E402
-from lgtest import RawConn, echo_json, echo_header, echo_header_all, header, header_all  # noqa: E402
+from lgtest import RawConn, echo_json, echo_header, echo_header_all, get, header, header_all  # noqa: E402
 
-CONFIG = """\
-workers: 1
-listen: [ { address: "127.0.0.1:{PORT}" } ]
-admin: { address: "127.0.0.1:{ADMIN_PORT}" }
-log: { access: stdout, error: stderr, level: info }
+CONFIG = lgtest.CONFIG_HEAD + """\
 limits: { client_header_timeout: 5s, idle_timeout: 30s }
 upstreams:
   app: { targets: [ "127.0.0.1:{APP_PORT}" ], timeouts: { connect: 1s, read: 5s } }
@@ -39,29 +35,8 @@ def pattern(n):
     return (PATTERN * (n // 16 + 1))[:n]
 
 
-def get(path, host="gw.test", extra=b"", version=b"HTTP/1.1"):
-    return b"GET " + path.encode() + b" " + version + b"\r\nHost: " + host.encode() + b"\r\n" + extra + b"\r\n"
-
-
-class ProxyHttpTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.app = lgtest.Backend("app", record_dir=True)
-        cls.app.start()
-        try:
-            cls.gw = lgtest.Gateway(CONFIG, values={"APP_PORT": cls.app.port})
-            cls.gw.start()
-        except BaseException:
-            cls.app.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.close()
-        cls.app.__exit__(None, None, None)
-
-    def setUp(self):
-        self.assertTrue(self.gw.alive(), "gateway died:\n" + self.gw.stderr_text()[-2000:])
+class ProxyHttpTest(lgtest.AppGatewayMixin, unittest.TestCase):
+    CONFIG = CONFIG
 
     def echo(self, headers=None, method="GET", path="/echo", body=None):
         status, h, data = lgtest.http(self.gw.port, method, path, headers=headers or {}, body=body)
@@ -548,12 +523,7 @@ class ProxyHttpTest(unittest.TestCase):
 
     def test_zz_no_connection_leak(self):
         # runs last (alphabetical order): every connection the other tests opened is closed
-        def active():
-            return lgtest.metric(lgtest.get_metrics(self.gw.admin_port), "gateway_active_connections")
-        try:
-            lgtest.wait_until(lambda: active() == 0, 5.0, what="gateway_active_connections == 0")
-        except TimeoutError:
-            self.fail(f"gateway_active_connections is {active()} with no client connected (leak?)")
+        lgtest.assert_no_connection_leak(self, self.gw.admin_port)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ GET; strip_prefix and rewrite; path normalization before matching; query string 
 
 Each route's upstream is its own named lg-backend, so X-Backend tells which route answered.
 """
-import contextlib
 import json
 import os
 import sys
@@ -17,11 +16,7 @@ from lgtest import echo_json  # noqa: E402
 
 BACKENDS = ["exact", "param", "prefix", "longprefix", "hx", "hw", "hw2", "hany", "misc", "norm", "root"]
 
-CONFIG = """\
-workers: 1
-listen: [ { address: "127.0.0.1:{PORT}" } ]
-admin: { address: "127.0.0.1:{ADMIN_PORT}" }
-log: { access: stdout, error: stderr, level: info }
+CONFIG = lgtest.CONFIG_HEAD + """\
 upstreams:
 """ + "".join(f'  {b}: {{ targets: [ "127.0.0.1:{{P_{b.upper()}}}" ] }}\n' for b in BACKENDS) + """\
 routes:
@@ -46,18 +41,10 @@ routes:
 class RoutingTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.stack = contextlib.ExitStack()
-        try:
-            cls.b = {n: cls.stack.enter_context(lgtest.Backend(n, record_dir=True)) for n in BACKENDS}
-            values = {f"P_{n.upper()}": b.port for n, b in cls.b.items()}
-            cls.gw = cls.stack.enter_context(lgtest.Gateway(CONFIG, values=values))
-        except BaseException:
-            cls.stack.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.close()
+        # stopped in reverse order after the class, also when this fails part-way
+        cls.b = {n: cls.enterClassContext(lgtest.Backend(n, record_dir=True)) for n in BACKENDS}
+        values = {f"P_{n.upper()}": b.port for n, b in cls.b.items()}
+        cls.gw = cls.enterClassContext(lgtest.Gateway(CONFIG, values=values))
 
     def req(self, method, path, host="gw.test", body=None, headers=None):
         h = {"Host": host, **(headers or {})}
@@ -133,12 +120,11 @@ class RoutingTest(unittest.TestCase):
         # the keep-alive connection must go on with the next request
         for path, code in (("/nothing", 404), ("/submit", 405)):
             with self.subTest(path=path):
-                res = lgtest.raw_exchange(self.gw.port, b"GET " + path.encode() + b" HTTP/1.1\r\nHost: gw.test\r\n\r\n",
-                                          timeout=0.7, max_total=3)
+                res = lgtest.raw_exchange(self.gw.port, lgtest.get(path), timeout=0.7, max_total=3)
                 statuses = [r.status for r in res.responses]
                 self.assertEqual(statuses, [code], f"one request, {len(statuses)} responses: {statuses[:5]}...")
                 with lgtest.RawConn(self.gw.port) as c:
-                    c.send(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+                    c.send(lgtest.get(path))
                     self.assertEqual(c.read_response().status, code)
                     c.send(b"GET /echo?next=1 HTTP/1.1\r\nHost: gw.test\r\n\r\n")
                     r = c.read_response()

@@ -14,11 +14,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lgtest  # noqa: E402
 
-CONFIG = """\
-workers: 1
-listen: [ { address: "127.0.0.1:{PORT}" } ]
-admin: { address: "127.0.0.1:{ADMIN_PORT}" }
-log: { access: stdout, error: stderr, level: info }
+CONFIG = lgtest.CONFIG_HEAD + """\
 limits: { max_body_bytes: 2g }
 upstreams:
   app: { targets: [ "127.0.0.1:{APP_PORT}" ], timeouts: { read: 30s, write: 30s } }
@@ -153,31 +149,19 @@ class Dechunker:
         return out
 
 
-class StreamingTest(unittest.TestCase):
+class StreamingTest(lgtest.AppGatewayMixin, unittest.TestCase):
+    CONFIG = CONFIG
+    APP_RECORD = False
+
     @classmethod
     def setUpClass(cls):
-        cls.app = lgtest.Backend("app")
-        cls.app.start()
-        try:
-            cls.gw = lgtest.Gateway(CONFIG, values={"APP_PORT": cls.app.port})
-            cls.gw.start()
-        except BaseException:
-            cls.app.stop()
-            raise
+        super().setUpClass()
         # warm up: buffers and pools allocated, then the idle RSS
         cls._upload(cls, 4 * MiB, chunked=False)
         cls._upload(cls, 4 * MiB, chunked=True)
         cls._download(cls, 4 * MiB)
         time.sleep(0.3)
         cls.idle_rss = lgtest.rss_kib(cls.gw.pid)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.close()
-        cls.app.stop()
-
-    def setUp(self):
-        self.assertTrue(self.gw.alive(), "gateway died:\n" + self.gw.stderr_text()[-2000:])
 
     # ---- transfers ----------------------------------------------------------------------------
     def _upload(self, total, chunked, piece=MiB, time_limit=40.0):

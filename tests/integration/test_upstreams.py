@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import sys
-import threading
 import time
 import unittest
 
@@ -19,12 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lgtest  # noqa: E402
 from lgtest import RawConn, get_metrics, metric  # noqa: E402
 
-HEAD = """\
-workers: 1
-listen: [ { address: "127.0.0.1:{PORT}" } ]
-admin: { address: "127.0.0.1:{ADMIN_PORT}" }
-log: { access: stdout, error: stderr, level: info }
-"""
+HEAD = lgtest.CONFIG_HEAD
 
 
 def closed_port():
@@ -102,12 +96,7 @@ upstreams:
   g: { targets: [ "127.0.0.1:{A}", "127.0.0.1:{B}" ], balance: least_conn }
 routes: [ { name: r, match: { path: "/*" }, upstream: g } ]
 """, A=a.port, B=b.port)
-        slow = {}
-
-        def slow_request():
-            slow["resp"] = self.get(gw, "/delay?ms=1500")
-        t = threading.Thread(target=slow_request)
-        t.start()
+        t = lgtest.InThread(self.get, gw, "/delay?ms=1500")
         time.sleep(0.3)
         quick = collections.Counter()
         for _ in range(6):
@@ -116,7 +105,7 @@ routes: [ { name: r, match: { path: "/*" }, upstream: g } ]
             quick[h.get("x-backend")] += 1
         t.join(timeout=5)
         self.assertFalse(t.is_alive())
-        st, h, _ = slow["resp"]
+        st, h, _ = t.value()
         self.assertEqual(st, 200)
         busy = h.get("x-backend")
         self.assertEqual(quick[busy], 0, f"least_conn sent quick requests to the busy backend {busy}: {quick}")
@@ -589,25 +578,17 @@ class UpstreamMisbehaviourTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = contextlib.ExitStack()
-        try:
-            cls.up = cls.stack.enter_context(lgtest.ScriptedUpstream(SCRIPT, close_after=CLOSE_AFTER,
-                                                                     early={"/early-413"}))
-            cls.gw = cls.stack.enter_context(lgtest.Gateway(HEAD + """
+        # stopped in reverse order after the class, also when this fails part-way
+        cls.up = cls.enterClassContext(lgtest.ScriptedUpstream(SCRIPT, close_after=CLOSE_AFTER,
+                                                               early={"/early-413"}))
+        cls.gw = cls.enterClassContext(lgtest.Gateway(HEAD + """
 upstreams:
   s: { targets: [ "127.0.0.1:{S}" ], timeouts: { read: 2s }, health: { passive: { failures: 1000 } } }
 routes: [ { name: r, match: { path: "/*" }, upstream: s } ]
 """, values={"S": cls.up.port}))
-        except BaseException:
-            cls.stack.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.close()
 
     def exchange(self, path, version=b"HTTP/1.1"):
-        res = lgtest.raw_exchange(self.gw.port, b"GET " + path.encode() + b" " + version + b"\r\nHost: x\r\n\r\n",
+        res = lgtest.raw_exchange(self.gw.port, lgtest.get(path, host="x", version=version),
                                   timeout=2.5, read_until_close=False)
         return res
 
@@ -745,7 +726,7 @@ routes: [ { name: r, match: { path: "/*" }, upstream: s } ]
         for path, code in (("/204-with-body", 204), ("/304-with-body", 304)):
             with self.subTest(path=path):
                 with RawConn(self.gw.port) as c:
-                    c.send(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                    c.send(lgtest.get(path, host="x"))
                     r = c.read_response()
                     self.assertEqual(r.status, code)
                     time.sleep(0.2)
@@ -758,12 +739,7 @@ routes: [ { name: r, match: { path: "/*" }, upstream: s } ]
 
     def test_zz_no_connection_leak(self):
         # runs last (alphabetical order): every connection the other tests opened is closed
-        def active():
-            return lgtest.metric(lgtest.get_metrics(self.gw.admin_port), "gateway_active_connections")
-        try:
-            lgtest.wait_until(lambda: active() == 0, 5.0, what="gateway_active_connections == 0")
-        except TimeoutError:
-            self.fail(f"gateway_active_connections is {active()} with no client connected (leak?)")
+        lgtest.assert_no_connection_leak(self, self.gw.admin_port)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lgtest  # noqa: E402
 from lgtest import RawConn, echo_json, echo_header, get_metrics, header, metric  # noqa: E402
 
-CONFIG = """\
-workers: 1
-listen: [ { address: "127.0.0.1:{PORT}" } ]
-admin: { address: "127.0.0.1:{ADMIN_PORT}" }
-log: { access: stdout, error: stderr, level: info }
+CONFIG = lgtest.CONFIG_HEAD + """\
 limits: { idle_timeout: 30s }
 upstreams:
   app: { targets: [ "127.0.0.1:{APP_PORT}" ], timeouts: { read: 30s } }
@@ -52,25 +48,8 @@ def recv_exactly(sock, n, timeout=5.0):
     return data
 
 
-class WebSocketTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.app = lgtest.Backend("app", record_dir=True)
-        cls.app.start()
-        try:
-            cls.gw = lgtest.Gateway(CONFIG, values={"APP_PORT": cls.app.port})
-            cls.gw.start()
-        except BaseException:
-            cls.app.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.close()
-        cls.app.__exit__(None, None, None)
-
-    def setUp(self):
-        self.assertTrue(self.gw.alive(), "gateway died:\n" + self.gw.stderr_text()[-2000:])
+class WebSocketTest(lgtest.AppGatewayMixin, unittest.TestCase):
+    CONFIG = CONFIG
 
     def open_tunnel(self, c, extra=b""):
         c.send(ws_head() + extra)
@@ -233,12 +212,7 @@ class WebSocketTest(unittest.TestCase):
 
     def test_zz_no_connection_leak(self):
         # runs last (alphabetical order): every connection the other tests opened is closed
-        def active():
-            return lgtest.metric(lgtest.get_metrics(self.gw.admin_port), "gateway_active_connections")
-        try:
-            lgtest.wait_until(lambda: active() == 0, 5.0, what="gateway_active_connections == 0")
-        except TimeoutError:
-            self.fail(f"gateway_active_connections is {active()} with no client connected (leak?)")
+        lgtest.assert_no_connection_leak(self, self.gw.admin_port)
 
 
 if __name__ == "__main__":

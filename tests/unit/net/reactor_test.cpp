@@ -17,51 +17,13 @@
 #include <thread>
 #include <vector>
 
+#include "../support/net_support.hpp"
 #include "net/timer_wheel.hpp"
 
 using namespace lg;
+using namespace lg::test;
 
 namespace {
-
-// Thrown from the tick to leave Reactor::run(). Reactor::stop() is sticky (run() returns at
-// once ever after), so a helper that must run the same loop several times cannot use it.
-struct LoopExit {};
-
-struct UntilCtx {
-  const std::function<bool()>* cond;
-  std::int64_t deadline;
-  bool met;
-};
-
-// Runs `r` on this thread until cond() holds (checked every ~1 ms) or `timeout_ms` pass.
-// Uses the reactor's one tick slot; clears it afterwards.
-bool run_until(Reactor& r, const std::function<bool()>& cond, std::int64_t timeout_ms = 2000) {
-  UntilCtx ctx{&cond, monotonic_ms() + timeout_ms, false};
-  r.set_tick(
-      1,
-      [](void* p) {
-        auto* c = static_cast<UntilCtx*>(p);
-        if ((*c->cond)()) {
-          c->met = true;
-          throw LoopExit{};
-        }
-        if (monotonic_ms() >= c->deadline) throw LoopExit{};
-      },
-      &ctx);
-  try {
-    r.run();
-  } catch (const LoopExit&) {
-  } catch (...) {
-    r.set_tick(0, nullptr, nullptr);
-    throw;
-  }
-  r.set_tick(0, nullptr, nullptr);
-  return ctx.met || cond();
-}
-
-void run_for(Reactor& r, std::int64_t ms) {
-  run_until(r, [] { return false; }, ms);
-}
 
 // Calls r.stop() from its own thread if not dismissed within `ms`: a test that loses its way
 // fails instead of hanging.

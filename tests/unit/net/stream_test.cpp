@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "../support/net_support.hpp"
 #include "net/reactor.hpp"
 #include "net/timer_wheel.hpp"
 
@@ -51,6 +52,7 @@ extern "C" ssize_t recv(int fd, void* buf, size_t n, int flags) {
 }
 
 using namespace lg;
+using namespace lg::test;
 
 namespace {
 
@@ -65,173 +67,13 @@ struct RecvWatch {
   int eagain() const { return g_recv_eagain.load(); }
 };
 
-// ---- running the loop (bounded) ----------------------------------------------------------------
-
-// Thrown from the tick to leave Reactor::run(). Reactor::stop() is sticky (run() returns at
-// once ever after), so a helper that runs the same loop several times cannot use it.
-struct LoopExit {};
-
-struct UntilCtx {
-  const std::function<bool()>* cond;
-  std::int64_t deadline;
-  bool met;
-};
-
-// Runs `r` on this thread until cond() holds (checked every ~1 ms) or `timeout_ms` pass.
-bool run_until(Reactor& r, const std::function<bool()>& cond, std::int64_t timeout_ms = 2000) {
-  UntilCtx ctx{&cond, monotonic_ms() + timeout_ms, false};
-  r.set_tick(
-      1,
-      [](void* p) {
-        auto* c = static_cast<UntilCtx*>(p);
-        if ((*c->cond)()) {
-          c->met = true;
-          throw LoopExit{};
-        }
-        if (monotonic_ms() >= c->deadline) throw LoopExit{};
-      },
-      &ctx);
-  try {
-    r.run();
-  } catch (const LoopExit&) {
-  } catch (...) {
-    r.set_tick(0, nullptr, nullptr);
-    throw;
-  }
-  r.set_tick(0, nullptr, nullptr);
-  return ctx.met || cond();
-}
-
-void run_for(Reactor& r, std::int64_t ms) {
-  run_until(r, [] { return false; }, ms);
-}
-
 // ---- sockets -------------------------------------------------------------------------------------
-
-struct Fd {
-  int fd = -1;
-  Fd() = default;
-  explicit Fd(int f) : fd(f) {}
-  Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    reset();
-    fd = std::exchange(o.fd, -1);
-    return *this;
-  }
-  ~Fd() { reset(); }
-  void reset() {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-  }
-  int release() { return std::exchange(fd, -1); }
-};
-
-sockaddr_in loopback(std::uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
-void set_io_timeouts(int fd, int ms) {
-  timeval tv{ms / 1000, (ms % 1000) * 1000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
-void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 int get_int_opt(int fd, int level, int opt) {
   int v = 0;
   socklen_t len = sizeof v;
   ::getsockopt(fd, level, opt, &v, &len);
   return v;
-}
-
-// A listening socket on 127.0.0.1 with an ephemeral port. rcvbuf > 0 is inherited by accepted sockets.
-Fd listen_tcp(std::uint16_t& port, int rcvbuf = 0) {
-  Fd l(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  REQUIRE(l.fd >= 0);
-  if (rcvbuf > 0) ::setsockopt(l.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  sockaddr_in a = loopback(0);
-  REQUIRE(::bind(l.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(l.fd, 16) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(l.fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  port = ntohs(a.sin_port);
-  return l;
-}
-
-// A port on 127.0.0.1 with nothing listening (bound once, then closed).
-std::uint16_t closed_port() {
-  Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a = loopback(0);
-  REQUIRE(::bind(s.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(s.fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  return ntohs(a.sin_port);  // closed (never listened) when `s` goes out of scope
-}
-
-Fd accept_one(int lfd, int ms = 2000) {
-  pollfd p{lfd, POLLIN, 0};
-  REQUIRE(::poll(&p, 1, ms) == 1);
-  Fd c(::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC));
-  REQUIRE(c.fd >= 0);
-  set_io_timeouts(c.fd, 2000);
-  return c;
-}
-
-bool wait_readable(int fd, int ms = 2000) {
-  pollfd p{fd, POLLIN, 0};
-  return ::poll(&p, 1, ms) == 1;
-}
-
-void send_all(int fd, std::string_view s) {
-  while (!s.empty()) {
-    const ssize_t w = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-    REQUIRE(w > 0);
-    s.remove_prefix(static_cast<std::size_t>(w));
-  }
-}
-
-// Reads exactly n bytes (fewer on EOF, error or the socket's 2 s timeout).
-std::string recv_exact(int fd, std::size_t n) {
-  std::string out(n, '\0');
-  std::size_t got = 0;
-  while (got < n) {
-    const ssize_t r = ::recv(fd, out.data() + got, n - got, 0);
-    if (r <= 0) break;
-    got += static_cast<std::size_t>(r);
-  }
-  out.resize(got);
-  return out;
-}
-
-// 0 on EOF, -errno on error/timeout, else the byte count of one recv.
-long recv_once(int fd, char* buf, std::size_t n) {
-  const ssize_t r = ::recv(fd, buf, n, 0);
-  return r < 0 ? -errno : static_cast<long>(r);
-}
-
-// One TCP connection on 127.0.0.1: `local` non-blocking (for Stream::adopt), `peer` blocking
-// with 2 s timeouts.
-struct TcpPair {
-  Fd local, peer;
-};
-
-TcpPair tcp_pair(int peer_rcvbuf = 0) {
-  std::uint16_t port = 0;
-  Fd l = listen_tcp(port, peer_rcvbuf);
-  Fd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  REQUIRE(c.fd >= 0);
-  sockaddr_in a = loopback(port);
-  REQUIRE(::connect(c.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  TcpPair p;
-  p.peer = accept_one(l.fd);
-  set_nonblocking(c.fd);
-  p.local = std::move(c);
-  return p;
 }
 
 std::string pattern(std::size_t n, unsigned seed) {
@@ -287,16 +129,46 @@ class Recorder final : public StreamUser {
   }
 };
 
+// The common start of a test: a Stream (default Recorder: 4096-byte reads) that adopted the
+// local end of a fresh TcpPair. For TEST_CASE_METHOD: the body sees p, r, u and s, built in that
+// order and destroyed in reverse, as the same four locals would be.
+struct AdoptedStream {
+  AdoptedStream() : AdoptedStream(0) {}
+  // bufs > 0: the peer's receive buffer and the stream's send buffer (set before adopt) are that small.
+  explicit AdoptedStream(int bufs) : p(tcp_pair(bufs)) {
+    if (bufs > 0) ::setsockopt(p.local.fd, SOL_SOCKET, SO_SNDBUF, &bufs, sizeof bufs);
+    REQUIRE(s.adopt(p.local.release()));
+  }
+  TcpPair p;
+  Reactor r;
+  Recorder u;
+  Stream s{r, &u};
+};
+
+// AdoptedStream with small socket buffers on both sides of the stream's writes.
+template <int Bytes>
+struct SmallBufferStream : AdoptedStream {
+  SmallBufferStream() : AdoptedStream(Bytes) {}
+};
+
+// A Stream (default Recorder) whose connect() to listener `l` (at `a`) was just issued. For
+// TEST_CASE_METHOD, like AdoptedStream: the body sees port, l, r, u, s and a.
+struct ConnectingStream {
+  ConnectingStream() { s.connect(reinterpret_cast<const sockaddr*>(&a), sizeof a); }
+  std::uint16_t port = 0;
+  Fd l = listen_tcp(port);
+  Reactor r;
+  Recorder u;
+  Stream s{r, &u};
+  const sockaddr_in a = loopback(port);
+};
+
 }  // namespace
 
 // ---- reads -----------------------------------------------------------------------------------------
 
-TEST_CASE("Stream read completes with the peer's bytes, delivered after read() returns", "[stream]") {
-  TcpPair p = tcp_pair();
-  Reactor r;
-  Recorder u;
-  Stream s(r, &u);
-  REQUIRE(s.adopt(p.local.release()));
+TEST_CASE_METHOD(AdoptedStream, "Stream read completes with the peer's bytes, delivered after read() returns",
+                 "[stream]") {
   send_all(p.peer.fd, "hello");
   REQUIRE(wait_readable(s.fd()));
 
@@ -308,13 +180,9 @@ TEST_CASE("Stream read completes with the peer's bytes, delivered after read() r
   CHECK_FALSE(s.reading());
 }
 
-TEST_CASE("Stream: after a short read the next read waits for the peer and costs no recv (no EAGAIN)",
-          "[stream]") {
-  TcpPair p = tcp_pair();
-  Reactor r;
-  Recorder u(4096);
-  Stream s(r, &u);
-  REQUIRE(s.adopt(p.local.release()));
+TEST_CASE_METHOD(AdoptedStream,
+                 "Stream: after a short read the next read waits for the peer and costs no recv (no EAGAIN)",
+                 "[stream]") {
   RecvWatch watch(s.fd());
 
   send_all(p.peer.fd, "hello");
@@ -339,13 +207,8 @@ TEST_CASE("Stream: after a short read the next read waits for the peer and costs
   CHECK(watch.eagain() == 0);  // and none just to learn the socket was empty
 }
 
-TEST_CASE("Stream: a read re-issued from on_read waits for the next bytes and completes in order",
-          "[stream]") {
-  TcpPair p = tcp_pair();
-  Reactor r;
-  Recorder u(4096);
-  Stream s(r, &u);
-  REQUIRE(s.adopt(p.local.release()));
+TEST_CASE_METHOD(AdoptedStream, "Stream: a read re-issued from on_read waits for the next bytes and completes in order",
+                 "[stream]") {
   RecvWatch watch(s.fd());
   u.hook = [&](Stream& st, const Event& e) {
     if (e.kind == 'r' && e.n > 0) u.start_read(st);
@@ -367,12 +230,7 @@ TEST_CASE("Stream: a read re-issued from on_read waits for the next bytes and co
   CHECK(watch.eagain() == first_try);
 }
 
-TEST_CASE("Stream: EOF after data gives the data, then n == 0 and err == 0", "[stream]") {
-  TcpPair p = tcp_pair();
-  Reactor r;
-  Recorder u;
-  Stream s(r, &u);
-  REQUIRE(s.adopt(p.local.release()));
+TEST_CASE_METHOD(AdoptedStream, "Stream: EOF after data gives the data, then n == 0 and err == 0", "[stream]") {
   u.hook = [&](Stream& st, const Event& e) {
     if (e.kind == 'r' && e.n > 0) u.start_read(st);
   };
@@ -392,12 +250,7 @@ TEST_CASE("Stream: EOF after data gives the data, then n == 0 and err == 0", "[s
   CHECK(u.events[2] == Eof());
 }
 
-TEST_CASE("Stream: EOF that arrives with the data is seen right after it", "[stream]") {
-  TcpPair p = tcp_pair();
-  Reactor r;
-  Recorder u;
-  Stream s(r, &u);
-  REQUIRE(s.adopt(p.local.release()));
+TEST_CASE_METHOD(AdoptedStream, "Stream: EOF that arrives with the data is seen right after it", "[stream]") {
   u.hook = [&](Stream& st, const Event& e) {
     if (e.kind == 'r' && e.n > 0) u.start_read(st);
   };
@@ -448,12 +301,7 @@ TEST_CASE("Stream: a large body then EOF arrives whole through small reads", "[s
   CHECK(same);
 }
 
-TEST_CASE("Stream: a peer that resets the connection gives err ECONNRESET", "[stream]") {
-  TcpPair p = tcp_pair();
-  Reactor r;
-  Recorder u;
-  Stream s(r, &u);
-  REQUIRE(s.adopt(p.local.release()));
+TEST_CASE_METHOD(AdoptedStream, "Stream: a peer that resets the connection gives err ECONNRESET", "[stream]") {
   u.start_read(s);
   run_for(r, 10);
   REQUIRE(u.events.empty());
@@ -466,16 +314,10 @@ TEST_CASE("Stream: a peer that resets the connection gives err ECONNRESET", "[st
 
 // ---- writes ----------------------------------------------------------------------------------------
 
-TEST_CASE("Stream: an 8 MiB write to a slow reader completes only after the reader took nearly all of it",
-          "[stream]") {
+TEST_CASE_METHOD(SmallBufferStream<64 * 1024>,  // small receive buffer on the reader
+                 "Stream: an 8 MiB write to a slow reader completes only after the reader took nearly all of it",
+                 "[stream]") {
   constexpr std::size_t kTotal = 8u << 20;
-  TcpPair p = tcp_pair(64 * 1024);  // small receive buffer on the reader
-  Reactor r;
-  Recorder u;
-  Stream s(r, &u);
-  const int small = 64 * 1024;
-  ::setsockopt(p.local.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-  REQUIRE(s.adopt(p.local.release()));
   const std::string data = pattern(kTotal, 3);
   // Bytes that can sit between the writer's completion and the reader: both socket buffers
   // (as the kernel reports them, already doubled) plus one segment and the reader's own chunk.
@@ -520,12 +362,7 @@ TEST_CASE("Stream: an 8 MiB write to a slow reader completes only after the read
   CHECK(content_ok.load());
 }
 
-TEST_CASE("Stream: a gather write arrives in order and empty iovecs are skipped", "[stream]") {
-  TcpPair p = tcp_pair();
-  Reactor r;
-  Recorder u;
-  Stream s(r, &u);
-  REQUIRE(s.adopt(p.local.release()));
+TEST_CASE_METHOD(AdoptedStream, "Stream: a gather write arrives in order and empty iovecs are skipped", "[stream]") {
   const std::string a = "GET /v1/users/42 HTTP/1.1\r\n", b = "Host: api.test\r\n", c = "X-Id: 7\r\n", d = "\r\n";
   iovec iov[] = {make_iov(a.data(), a.size()), make_iov(nullptr, 0), make_iov(b.data(), b.size()),
                        make_iov(c.data(), c.size()), make_iov(b.data(), 0), make_iov(d.data(), d.size())};
@@ -536,14 +373,8 @@ TEST_CASE("Stream: a gather write arrives in order and empty iovecs are skipped"
   CHECK(recv_exact(p.peer.fd, a.size() + b.size() + c.size() + d.size()) == a + b + c + d);
 }
 
-TEST_CASE("Stream: a large gather write resumed mid-iovec arrives byte-exact", "[stream]") {
-  TcpPair p = tcp_pair(32 * 1024);
-  Reactor r;
-  Recorder u;
-  Stream s(r, &u);
-  const int small = 32 * 1024;
-  ::setsockopt(p.local.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-  REQUIRE(s.adopt(p.local.release()));
+TEST_CASE_METHOD(SmallBufferStream<32 * 1024>, "Stream: a large gather write resumed mid-iovec arrives byte-exact",
+                 "[stream]") {
   const std::size_t sizes[] = {300001, 1, 700000, 65537, 1048576, 3};
   std::vector<std::string> parts;
   std::string expected;
@@ -573,12 +404,7 @@ TEST_CASE("Stream: a large gather write resumed mid-iovec arrives byte-exact", "
   CHECK(same);
 }
 
-TEST_CASE("Stream: a write of zero bytes completes, deferred, with err 0", "[stream]") {
-  TcpPair p = tcp_pair();
-  Reactor r;
-  Recorder u;
-  Stream s(r, &u);
-  REQUIRE(s.adopt(p.local.release()));
+TEST_CASE_METHOD(AdoptedStream, "Stream: a write of zero bytes completes, deferred, with err 0", "[stream]") {
   iovec empty[] = {make_iov("x", 0)};
   s.write(empty, 1);
   CHECK(s.writing());
@@ -588,12 +414,7 @@ TEST_CASE("Stream: a write of zero bytes completes, deferred, with err 0", "[str
   CHECK_FALSE(s.writing());
 }
 
-TEST_CASE("Stream: shutdown_send() sends EOF while the stream can still read", "[stream]") {
-  TcpPair p = tcp_pair();
-  Reactor r;
-  Recorder u;
-  Stream s(r, &u);
-  REQUIRE(s.adopt(p.local.release()));
+TEST_CASE_METHOD(AdoptedStream, "Stream: shutdown_send() sends EOF while the stream can still read", "[stream]") {
   s.write_buffer("done", 4);
   REQUIRE(run_until(r, [&] { return u.events.size() == 1; }));
   s.shutdown_send();
@@ -620,14 +441,8 @@ TEST_CASE("Stream: connect to a closed port gives on_connected(ECONNREFUSED), on
   CHECK(u.events == std::vector<Event>{C(ECONNREFUSED)});
 }
 
-TEST_CASE("Stream: connect, write, and a read parked until the server answers (no EAGAIN)", "[stream]") {
-  std::uint16_t port = 0;
-  Fd l = listen_tcp(port);
-  Reactor r;
-  Recorder u;
-  Stream s(r, &u);
-  const sockaddr_in a = loopback(port);
-  s.connect(reinterpret_cast<const sockaddr*>(&a), sizeof a);
+TEST_CASE_METHOD(ConnectingStream, "Stream: connect, write, and a read parked until the server answers (no EAGAIN)",
+                 "[stream]") {
   REQUIRE(s.is_open());
   RecvWatch watch(s.fd());
   CHECK(u.events.empty());
@@ -676,26 +491,15 @@ TEST_CASE("Stream: close() after a connect that failed at once: no on_connected"
   CHECK(u.events.empty());  // "after close() no callback arrives"
 }
 
-TEST_CASE("Stream: close() during a connect in progress: no on_connected", "[stream]") {
-  std::uint16_t port = 0;
-  Fd l = listen_tcp(port);
-  Reactor r;
-  Recorder u;
-  Stream s(r, &u);
-  const sockaddr_in a = loopback(port);
-  s.connect(reinterpret_cast<const sockaddr*>(&a), sizeof a);
+TEST_CASE_METHOD(ConnectingStream, "Stream: close() during a connect in progress: no on_connected", "[stream]") {
   s.close();
   CHECK_FALSE(s.is_open());
   run_for(r, 50);
   CHECK(u.events.empty());
 }
 
-TEST_CASE("Stream: close() in on_read while a write completion is deferred: no on_written", "[stream]") {
-  TcpPair p = tcp_pair();
-  Reactor r;
-  Recorder u;
-  Stream s(r, &u);
-  REQUIRE(s.adopt(p.local.release()));
+TEST_CASE_METHOD(AdoptedStream, "Stream: close() in on_read while a write completion is deferred: no on_written",
+                 "[stream]") {
   u.hook = [&](Stream& st, const Event& e) {
     if (e.kind != 'r') return;
     st.write_buffer("response", 8);  // goes out at once; its completion is queued
@@ -716,12 +520,8 @@ TEST_CASE("Stream: close() in on_read while a write completion is deferred: no o
   CHECK(recv_once(p.peer.fd, &c, 1) == 0);
 }
 
-TEST_CASE("Stream: close() in on_written while a read completion is deferred: no on_read", "[stream]") {
-  TcpPair p = tcp_pair();
-  Reactor r;
-  Recorder u;
-  Stream s(r, &u);
-  REQUIRE(s.adopt(p.local.release()));
+TEST_CASE_METHOD(AdoptedStream, "Stream: close() in on_written while a read completion is deferred: no on_read",
+                 "[stream]") {
   send_all(p.peer.fd, "already here");
   REQUIRE(wait_readable(s.fd()));
   u.hook = [&](Stream& st, const Event& e) {
@@ -735,14 +535,8 @@ TEST_CASE("Stream: close() in on_written while a read completion is deferred: no
   CHECK(u.events == std::vector<Event>{W(0)});
 }
 
-TEST_CASE("Stream: close() in on_read with a partial write pending: the write never completes", "[stream]") {
-  TcpPair p = tcp_pair(32 * 1024);
-  Reactor r;
-  Recorder u;
-  Stream s(r, &u);
-  const int small = 32 * 1024;
-  ::setsockopt(p.local.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-  REQUIRE(s.adopt(p.local.release()));
+TEST_CASE_METHOD(SmallBufferStream<32 * 1024>,
+                 "Stream: close() in on_read with a partial write pending: the write never completes", "[stream]") {
   const std::string big = pattern(4u << 20, 5);
   s.write_buffer(big.data(), big.size());
   run_for(r, 20);
@@ -766,12 +560,8 @@ TEST_CASE("Stream: close() in on_read with a partial write pending: the write ne
   CHECK_FALSE(s.writing());
 }
 
-TEST_CASE("Stream: close() right after a read that completed at once drops its delivery", "[stream]") {
-  TcpPair p = tcp_pair();
-  Reactor r;
-  Recorder u;
-  Stream s(r, &u);
-  REQUIRE(s.adopt(p.local.release()));
+TEST_CASE_METHOD(AdoptedStream, "Stream: close() right after a read that completed at once drops its delivery",
+                 "[stream]") {
   send_all(p.peer.fd, "unwanted");
   REQUIRE(wait_readable(s.fd()));
   u.start_read(s);

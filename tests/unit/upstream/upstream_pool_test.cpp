@@ -20,112 +20,19 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "../support/net_support.hpp"
 #include "net/reactor.hpp"
 #include "net/timer_wheel.hpp"
 #include "net/worker.hpp"
 #include "upstream/upstream_connection.hpp"
 
 using namespace lg;
+using namespace lg::test;
 using State = UpstreamConnection::State;
 
 namespace {
 
-// ---- running the loop (bounded) ----------------------------------------------------------------
-
-// Thrown from the tick to leave Reactor::run(). Reactor::stop() is sticky (run() returns at
-// once ever after), so a helper that runs the same loop several times cannot use it.
-struct LoopExit {};
-
-struct UntilCtx {
-  const std::function<bool()>* cond;
-  const std::function<void()>* each_tick;
-  std::int64_t deadline;
-  bool met;
-};
-
-// Runs `r` on this thread until cond() holds (checked every ~1 ms, after `each_tick`) or
-// `timeout_ms` pass.
-bool run_until(Reactor& r, const std::function<bool()>& cond, std::int64_t timeout_ms = 2000,
-               const std::function<void()>& each_tick = {}) {
-  UntilCtx ctx{&cond, &each_tick, monotonic_ms() + timeout_ms, false};
-  r.set_tick(
-      1,
-      [](void* p) {
-        auto* c = static_cast<UntilCtx*>(p);
-        if (*c->each_tick) (*c->each_tick)();
-        if ((*c->cond)()) {
-          c->met = true;
-          throw LoopExit{};
-        }
-        if (monotonic_ms() >= c->deadline) throw LoopExit{};
-      },
-      &ctx);
-  try {
-    r.run();
-  } catch (const LoopExit&) {
-  } catch (...) {
-    r.set_tick(0, nullptr, nullptr);
-    throw;
-  }
-  r.set_tick(0, nullptr, nullptr);
-  return ctx.met || cond();
-}
-
-void run_for(Reactor& r, std::int64_t ms) {
-  run_until(r, [] { return false; }, ms);
-}
-
 // ---- sockets -------------------------------------------------------------------------------------
-
-struct Fd {
-  int fd = -1;
-  Fd() = default;
-  explicit Fd(int f) : fd(f) {}
-  Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    reset();
-    fd = std::exchange(o.fd, -1);
-    return *this;
-  }
-  ~Fd() { reset(); }
-  void reset() {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-  }
-};
-
-Fd listen_tcp(std::uint16_t& port) {
-  Fd l(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  REQUIRE(l.fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(l.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(l.fd, 16) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(l.fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  port = ntohs(a.sin_port);
-  return l;
-}
-
-Fd accept_one(int lfd) {
-  pollfd p{lfd, POLLIN, 0};
-  REQUIRE(::poll(&p, 1, 2000) == 1);
-  Fd c(::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC));
-  REQUIRE(c.fd >= 0);
-  timeval tv{2, 0};
-  ::setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  return c;
-}
-
-void send_all(int fd, std::string_view s) {
-  while (!s.empty()) {
-    const ssize_t w = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-    REQUIRE(w > 0);
-    s.remove_prefix(static_cast<std::size_t>(w));
-  }
-}
 
 // 0: the gateway side closed (EOF); > 0: bytes; < 0: -errno (EAGAIN = still open after 2 s).
 long server_recv(int fd) {
@@ -236,6 +143,22 @@ class PoolFixture {
 
 std::vector<UpstreamConnection*> idle_of(const TargetState& t) { return t.idle; }
 
+// The common start of a test: two connections opened and pooled, `a` first. For
+// TEST_CASE_METHOD: the body sees f, sa, sb (their server ends), a and b, built in that order and
+// destroyed in reverse, as the same locals would be.
+struct TwoPooled {
+  TwoPooled() {
+    a = f.open(sa);
+    b = f.open(sb);
+    f.park(a);
+    f.park(b);
+  }
+  PoolFixture f;
+  Fd sa, sb;
+  UpstreamConnection* a = nullptr;
+  UpstreamConnection* b = nullptr;
+};
+
 }  // namespace
 
 TEST_CASE("UpstreamPool::target_for parses the address and applies the group's pool settings", "[pool]") {
@@ -318,13 +241,7 @@ TEST_CASE("UpstreamPool: put_idle then take_idle returns the same connection, ma
   PoolFixture::drop(c);
 }
 
-TEST_CASE("UpstreamPool: take_idle hands out the most recently pooled connection first", "[pool]") {
-  PoolFixture f;
-  Fd sa, sb;
-  UpstreamConnection* a = f.open(sa);
-  UpstreamConnection* b = f.open(sb);
-  f.park(a);
-  f.park(b);
+TEST_CASE_METHOD(TwoPooled, "UpstreamPool: take_idle hands out the most recently pooled connection first", "[pool]") {
   CHECK(idle_of(*f.target) == std::vector<UpstreamConnection*>{a, b});
   CHECK(f.pool().take_idle(*f.target) == b);
   CHECK(f.pool().take_idle(*f.target) == a);
@@ -408,13 +325,7 @@ TEST_CASE("UpstreamPool::forget removes a pooled connection and drops the pool's
   PoolFixture::drop(c);
 }
 
-TEST_CASE("UpstreamPool: a pooled connection closed meanwhile is skipped by take_idle", "[pool]") {
-  PoolFixture f;
-  Fd sa, sb;
-  UpstreamConnection* a = f.open(sa);
-  UpstreamConnection* b = f.open(sb);
-  f.park(a);
-  f.park(b);
+TEST_CASE_METHOD(TwoPooled, "UpstreamPool: a pooled connection closed meanwhile is skipped by take_idle", "[pool]") {
   char* b_block = b->buf.data;
   b->close();  // closed without forget()
   CHECK(f.pool().take_idle(*f.target) == a);
@@ -469,13 +380,8 @@ TEST_CASE("UpstreamPool passive health: down only after failure_threshold consec
   }
 }
 
-TEST_CASE("UpstreamPool: a pooled connection the target closes is dropped once the reactor runs", "[pool]") {
-  PoolFixture f;
-  Fd sa, sb;
-  UpstreamConnection* a = f.open(sa);
-  UpstreamConnection* b = f.open(sb);
-  f.park(a);
-  f.park(b);
+TEST_CASE_METHOD(TwoPooled, "UpstreamPool: a pooled connection the target closes is dropped once the reactor runs",
+                 "[pool]") {
   char* a_block = a->buf.data;
 
   SECTION("FIN") { sa.reset(); }
@@ -496,13 +402,8 @@ TEST_CASE("UpstreamPool: a pooled connection the target closes is dropped once t
   CHECK(still_open(sb.fd));
 }
 
-TEST_CASE("UpstreamPool: an idle connection past its deadline is closed and removed on tick", "[pool]") {
-  PoolFixture f;
-  Fd sa, sb;
-  UpstreamConnection* a = f.open(sa);
-  UpstreamConnection* b = f.open(sb);
-  f.park(a);
-  f.park(b);
+TEST_CASE_METHOD(TwoPooled, "UpstreamPool: an idle connection past its deadline is closed and removed on tick",
+                 "[pool]") {
   char* a_block = a->buf.data;
   a->deadline_ms = monotonic_ms() - 1;
   b->deadline_ms = monotonic_ms() + 60'000;
@@ -532,13 +433,7 @@ TEST_CASE("UpstreamPool: idle_timeout from the group expires a pooled connection
   CHECK(server_recv(sa.fd) == 0);
 }
 
-TEST_CASE("UpstreamPool::close_all_idle closes and releases every pooled connection", "[pool]") {
-  PoolFixture f;
-  Fd sa, sb;
-  UpstreamConnection* a = f.open(sa);
-  UpstreamConnection* b = f.open(sb);
-  f.park(a);
-  f.park(b);
+TEST_CASE_METHOD(TwoPooled, "UpstreamPool::close_all_idle closes and releases every pooled connection", "[pool]") {
   f.pool().close_all_idle();
   CHECK(f.target->idle.empty());
   CHECK(f.timers().size() == 0);
