@@ -8,9 +8,13 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <map>
 #include <sstream>
 
 #include "admin/admin_server.hpp"
+#include "config_watcher.hpp"
+#include "lua/engine.hpp"
+#include "core/json_escape.hpp"
 #include "config/config_loader.hpp"
 #include "config/snapshot.hpp"
 #include "log/logging.hpp"
@@ -21,6 +25,8 @@ namespace lg {
 namespace asio = boost::asio;
 
 namespace {
+using lua::check_scripts;
+
 void log_lines(spdlog::level::level_enum lvl, const std::string& prefix, const std::string& text) {
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) spdlog::log(lvl, "{}{}", prefix, line);
@@ -54,6 +60,12 @@ struct Gateway::Impl final : AdminBackend {
   unsigned drained = 0;
   std::uint64_t reloads_ok = 0, reloads_failed = 0;
   std::string last_reload_error;
+  struct ScriptInfo {
+    std::string path, sha256, last_error;
+    std::chrono::system_clock::time_point loaded_at{};
+  };
+  std::map<std::string, ScriptInfo> scripts;  // every script seen, by name
+  std::unique_ptr<ConfigWatcher> watcher;
 
   bool ready() const override { return snapshot && !draining; }
 
@@ -65,6 +77,63 @@ struct Gateway::Impl final : AdminBackend {
         "\"routes\":{},\"upstreams\":{},\"workers\":{},\"reloads\":{{\"ok\":{},\"error\":{}}},\"draining\":{}}}\n",
         s.version, s.hash, t, s.config.path, s.config.routes.size(), s.config.upstreams.size(), workers.size(),
         reloads_ok, reloads_failed, draining ? "true" : "false");
+  }
+
+  std::string scripts_json() const override {
+    std::string out = "{\"scripts\":[";
+    bool first = true;
+    for (const auto& [name, info] : scripts) {
+      std::string err;
+      json_escape_append(err, info.last_error);
+      out += fmt::format("{}{{\"name\":\"{}\",\"path\":\"{}\",\"sha256\":\"{}\",\"loaded_at\":\"{:%Y-%m-%dT%H:%M:%S}Z\",\"last_error\":{}}}",
+                         first ? "" : ",", name, info.path, info.sha256,
+                         std::chrono::time_point_cast<std::chrono::seconds>(info.loaded_at),
+                         info.last_error.empty() ? "null" : "\"" + err + "\"");
+      first = false;
+    }
+    std::string last;
+    json_escape_append(last, last_reload_error);
+    out += fmt::format("],\"version\":{},\"last_reload_error\":{}}}\n", snapshot->version,
+                       last_reload_error.empty() ? "null" : "\"" + last + "\"");
+    return out;
+  }
+
+  std::string reload_now(bool& ok) override {
+    ok = reload();
+    if (ok) return fmt::format("{{\"result\":\"ok\",\"version\":{},\"sha256\":\"{}\"}}\n", snapshot->version, snapshot->hash);
+    std::string err;
+    json_escape_append(err, last_reload_error);
+    return fmt::format("{{\"result\":\"error\",\"version\":{},\"error\":\"{}\"}}\n", snapshot->version, err);
+  }
+
+  // Records the scripts of a snapshot that was just published.
+  void note_scripts(const Snapshot& s) {
+    const auto now = std::chrono::system_clock::now();
+    for (const ScriptSource& src : s.scripts) {
+      ScriptInfo& info = scripts[src.name];
+      if (info.sha256 != src.sha256) info.loaded_at = now;
+      info.path = src.path;
+      info.sha256 = src.sha256;
+      info.last_error.clear();
+    }
+  }
+
+  // Attributes each "file:line: message" line of a rejected reload to the script it names.
+  void note_script_errors(const std::string& errors) {
+    std::istringstream in(errors);
+    for (std::string line; std::getline(in, line);)
+      for (auto& [name, info] : scripts)
+        if (!info.path.empty() && line.rfind(info.path + ":", 0) == 0) info.last_error = line;
+  }
+
+  void start_watch() {
+    if (!snapshot->config.scripts.watch) {
+      watcher.reset();
+      return;
+    }
+    if (!watcher) watcher = std::make_unique<ConfigWatcher>(io, [this] { reload(); });
+    std::string err;
+    if (!watcher->watch(path, snapshot->scripts_dir, err)) spdlog::warn("watching for changes: {}", err);
   }
 
   void collect_metrics(std::function<void(std::string)> done) override {
@@ -101,20 +170,29 @@ struct Gateway::Impl final : AdminBackend {
     });
   }
 
-  void reload() {
+  // Builds and validates a new snapshot (config and every script it uses), then publishes it.
+  bool reload() {
+    if (draining) return false;
     try {
       auto next = build_snapshot(path, snapshot->version + 1);
       std::string frozen = restart_only_change(snapshot->config, next->config);
       if (!frozen.empty()) throw ConfigError(path + ": " + frozen + ": changing this needs a restart");
+      if (std::string e = check_scripts(*next); !e.empty()) throw ConfigError(e);
       snapshot = next;
       for (auto& w : workers) w->publish(snapshot);
       ++reloads_ok;
+      last_reload_error.clear();
+      note_scripts(*snapshot);
       spdlog::info("config reloaded: version {} sha256 {}", snapshot->version, snapshot->hash);
+      start_watch();
+      return true;
     } catch (const std::exception& e) {
       ++reloads_failed;
       last_reload_error = e.what();
+      note_script_errors(last_reload_error);
       spdlog::error("config reload rejected; version {} keeps serving:", snapshot->version);
       log_lines(spdlog::level::err, "  ", e.what());
+      return false;
     }
   }
 
@@ -142,6 +220,7 @@ struct Gateway::Impl final : AdminBackend {
   }
 
   void shutdown() {
+    if (watcher) watcher->stop();
     drain_timer.cancel();
     signals.cancel();
     if (admin) admin->close();
@@ -157,6 +236,7 @@ int Gateway::run() {
   Impl& g = *impl_;
   try {
     g.snapshot = build_snapshot(g.path, 1);
+    if (std::string e = check_scripts(*g.snapshot); !e.empty()) throw ConfigError(e);
   } catch (const std::exception& e) {
     fmt::print(stderr, "{}\n", e.what());
     return 1;
@@ -186,6 +266,8 @@ int Gateway::run() {
   for (const auto& l : cfg.listen) listen += (listen.empty() ? "" : ", ") + l.address.text;
   spdlog::info("lunagate {} serving on {} with {} workers; admin {}; config {} version 1 sha256 {}", LUNAGATE_VERSION,
                listen, cfg.workers, cfg.admin.enabled ? cfg.admin.address.text : "off", g.path, g.snapshot->hash);
+  g.note_scripts(*g.snapshot);
+  g.start_watch();
   g.watch_signals();
   g.io.run();
   for (auto& w : g.workers) w->join();

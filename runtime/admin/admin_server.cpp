@@ -53,6 +53,12 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     if (r.kind == http::ParseResult::incomplete) return read();
     if (r.kind == http::ParseResult::error) return reply(r.status, "application/json", "{\"error\":\"bad request\"}\n");
     std::string path(head.path);
+    if (path == "/admin/reload") {
+      if (head.method != "POST") return reply(405, "application/json", "{\"error\":\"method not allowed\"}\n", "Allow: POST\r\n");
+      bool ok = false;
+      std::string body = backend_.reload_now(ok);
+      return reply(ok ? 200 : 409, "application/json", std::move(body));
+    }
     if (head.method != "GET" && head.method != "HEAD")
       return reply(405, "application/json", "{\"error\":\"method not allowed\"}\n", "Allow: GET, HEAD\r\n");
     if (path == "/health") return reply(200, "application/json", "{\"status\":\"ok\"}\n");
@@ -61,6 +67,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       return reply(503, "application/json", "{\"status\":\"not ready\"}\n");
     }
     if (path == "/admin/config") return reply(200, "application/json", backend_.config_json());
+    if (path == "/admin/scripts") return reply(200, "application/json", backend_.scripts_json());
     if (path == "/metrics") {
       backend_.collect_metrics([self = shared_from_this()](std::string text) {
         self->reply(200, "text/plain; version=0.0.4", std::move(text));

@@ -3,6 +3,8 @@
 //   GET /ready         200 when a snapshot serves and the gateway is not draining, else 503
 //   GET /admin/config  JSON: version, sha256 and load time of the active snapshot, counts
 //   GET /metrics       Prometheus text, summed over workers
+//   GET /admin/scripts JSON: each script's name, file, sha256, load time and last error
+//   POST /admin/reload reload config and scripts now (as SIGHUP); 200 or 409 with the errors
 #pragma once
 #include <functional>
 #include <memory>
@@ -19,6 +21,9 @@ class AdminBackend {
  public:
   virtual bool ready() const = 0;
   virtual std::string config_json() const = 0;
+  virtual std::string scripts_json() const = 0;
+  // Reloads now; returns the JSON answer and sets `ok`.
+  virtual std::string reload_now(bool& ok) = 0;
   // Calls done(text) on the admin io_context once every worker has reported.
   virtual void collect_metrics(std::function<void(std::string)> done) = 0;
 

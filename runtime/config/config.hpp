@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/conf_value.hpp"
 #include "core/units.hpp"
 
 namespace lg {
@@ -91,6 +92,23 @@ struct RouteMatch {
   std::uint16_t methods = kAllMethods;
 };
 
+// A script attached to a route (or globally), by name: scripts/<name>.lua.
+struct ScriptRef {
+  std::string name;
+  ConfValue config;                   // the per-route config table handed to the handlers
+  std::optional<Millis> cpu;          // budget overrides for this attachment
+  std::optional<std::uint64_t> memory;
+  int line = 0;
+};
+
+struct ScriptsConfig {
+  std::string dir = "scripts";        // relative to the config file's folder
+  bool watch = true;                  // reload when a script or the config changes (inotify)
+  Millis cpu{50};                     // per request and phase handler
+  std::uint64_t memory = 32u << 20;   // per request
+  std::vector<ScriptRef> global;      // run on every route, before the route's own scripts
+};
+
 struct RouteConfig {
   std::string name;
   int line = 0;  // where it was declared, for error messages
@@ -102,6 +120,7 @@ struct RouteConfig {
   bool websocket = true;         // allow Upgrade: websocket
   OptionalTimeouts timeouts;     // override the upstream's
   std::optional<std::uint64_t> max_body_bytes;  // override limits.max_body_bytes
+  std::vector<ScriptRef> scripts;  // run in order after the global scripts
 };
 
 struct Config {
@@ -111,6 +130,7 @@ struct Config {
   AdminConfig admin;
   LimitsConfig limits;
   LogConfig log;
+  ScriptsConfig scripts;
   std::vector<UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;
 };

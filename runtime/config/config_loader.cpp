@@ -273,7 +273,7 @@ Config load_root(Problems& p, const YAML::Node& root, const std::string& path) {
   std::set<std::string> declared;
   if (auto u = top.get("upstreams")) read_upstreams(p, *u, cfg, declared);
   if (auto r = top.get("routes")) read_routes(p, *r, cfg, declared);
-  top.unsupported("scripts");
+  if (auto sc = top.get("scripts")) read_scripts_section(p, *sc, cfg.scripts);
   top.unsupported("redis");
   top.unsupported("consumers");
   top.finish();

@@ -15,4 +15,8 @@ void read_timeouts(yaml_reader::Problems& p, const yaml_reader::Value& v, Option
 void read_routes(yaml_reader::Problems& p, const yaml_reader::Value& v, Config& cfg,
                  const std::set<std::string>& declared);
 
+// `scripts:` (top level) and the script lists of routes and of scripts.global.
+void read_scripts_section(yaml_reader::Problems& p, const yaml_reader::Value& v, ScriptsConfig& out);
+void read_script_refs(yaml_reader::Problems& p, const yaml_reader::Value& v, std::vector<ScriptRef>& out);
+
 }  // namespace lg::config_readers

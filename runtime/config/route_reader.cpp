@@ -156,7 +156,7 @@ void read_route(Problems& p, const Value& v, RouteConfig& r, std::vector<RouteRe
     if (read_size(p, *b, 0, n)) r.max_body_bytes = n;
   }
   m.unsupported("policies");
-  m.unsupported("scripts");
+  if (auto sc = m.get("scripts")) read_script_refs(p, *sc, r.scripts);
   m.finish();
 }
 

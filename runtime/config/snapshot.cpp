@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -59,6 +60,7 @@ Snapshot::Snapshot(Config cfg, std::string file_text, std::uint64_t ver)
     if (up.balance == BalanceKind::consistent_hash) g.ring = HashRing(up.targets);
     upstreams.push_back(std::move(g));
   }
+  load_scripts();
   route_upstream.reserve(config.routes.size());
   for (const auto& r : config.routes) {
     auto it = index.find(r.upstream);
@@ -66,6 +68,51 @@ Snapshot::Snapshot(Config cfg, std::string file_text, std::uint64_t ver)
     if (it == index.end()) throw ConfigError(config.path + ": route '" + r.name + "': unknown upstream");
     route_upstream.push_back(it->second);
   }
+}
+
+void Snapshot::load_scripts() {
+  // Relative script folders are taken from the config file's folder, like every relative path.
+  std::filesystem::path dir(config.scripts.dir);
+  if (dir.is_relative()) dir = std::filesystem::path(config.path).parent_path() / dir;
+  scripts_dir = dir.lexically_normal().string();
+  std::unordered_map<std::string, std::uint32_t> index;
+  std::string errors;
+  auto attach = [&](const ScriptRef& ref, const std::string& where, std::vector<ScriptAttachment>& out) {
+    auto it = index.find(ref.name);
+    if (it == index.end()) {
+      const std::filesystem::path file = dir / (ref.name + ".lua");
+      std::ifstream in(file, std::ios::binary);
+      if (!in) {
+        if (!errors.empty()) errors += '\n';
+        errors += config.path + ":" + std::to_string(ref.line) + ": " + where + ": script '" + ref.name +
+                  "' not found: " + file.string() + ": " + std::strerror(errno);
+        return;
+      }
+      std::ostringstream ss;
+      ss << in.rdbuf();
+      ScriptSource src{ref.name, file.lexically_normal().string(), ss.str(), {}};
+      src.sha256 = sha256_hex(src.source);
+      it = index.emplace(ref.name, static_cast<std::uint32_t>(scripts.size())).first;
+      scripts.push_back(std::move(src));
+    }
+    ScriptAttachment a;
+    a.script = it->second;
+    a.ref = &ref;
+    a.cpu_ms = ref.cpu.value_or(config.scripts.cpu).count();
+    a.memory = ref.memory.value_or(config.scripts.memory);
+    out.push_back(a);
+  };
+  std::vector<ScriptAttachment> global;
+  for (std::size_t i = 0; i < config.scripts.global.size(); ++i)
+    attach(config.scripts.global[i], "scripts.global[" + std::to_string(i) + "]", global);
+  route_scripts.resize(config.routes.size());
+  for (std::size_t r = 0; r < config.routes.size(); ++r) {
+    route_scripts[r] = global;
+    const auto& refs = config.routes[r].scripts;
+    for (std::size_t i = 0; i < refs.size(); ++i)
+      attach(refs[i], "routes[" + std::to_string(r) + "].scripts[" + std::to_string(i) + "]", route_scripts[r]);
+  }
+  if (!errors.empty()) throw ConfigError(errors);
 }
 
 std::shared_ptr<const Snapshot> build_snapshot(const std::string& path, std::uint64_t version) {

@@ -19,11 +19,30 @@ struct UpstreamGroup {
   HashRing ring;                           // consistent_hash only
 };
 
+// A script file as read when the snapshot was built (compiled per worker at install).
+struct ScriptSource {
+  std::string name;    // scripts/<name>.lua
+  std::string path;    // as opened, for messages: "scripts/tenant-header.lua"
+  std::string source;
+  std::string sha256;
+};
+
+// One script attached to a route: which source, and the attachment's config and budget.
+struct ScriptAttachment {
+  std::uint32_t script = 0;            // index into Snapshot::scripts
+  const ScriptRef* ref = nullptr;      // points into Snapshot::config
+  std::int64_t cpu_ms = 0;
+  std::uint64_t memory = 0;
+};
+
 struct Snapshot {
   Config config;
   Router router;
   std::vector<UpstreamGroup> upstreams;    // same order as config.upstreams
   std::vector<std::uint32_t> route_upstream;  // route index -> upstream index
+  std::vector<ScriptSource> scripts;          // every script a route or scripts.global names
+  std::string scripts_dir;                    // scripts.dir resolved against the config's folder
+  std::vector<std::vector<ScriptAttachment>> route_scripts;  // route index -> global, then own
   std::string hash;                        // sha256 of the config file's bytes, hex
   std::chrono::system_clock::time_point loaded_at;
   std::uint64_t version = 0;               // 1 for the first snapshot, +1 per successful reload
@@ -31,6 +50,9 @@ struct Snapshot {
   Snapshot(Config cfg, std::string file_text, std::uint64_t version);
   Snapshot(const Snapshot&) = delete;
   Snapshot& operator=(const Snapshot&) = delete;
+
+ private:
+  void load_scripts();  // reads every script a route names; throws ConfigError with file:line
 };
 
 // Reads, validates and compiles a config file into a snapshot. Throws ConfigError with

@@ -32,7 +32,8 @@ Worker::Worker(unsigned id, const Config& initial, int access_log_fd)
       exchanges_(std::make_unique<ExchangePool>()),
       pool_(*this),
       access_log_(access_log_fd, id),
-      ids_(seed_for(id)) {
+      ids_(seed_for(id)),
+      engine_(std::make_unique<lua::Engine>()) {
   headers_.reserve(initial.limits.max_headers + 1);
 }
 
@@ -91,6 +92,11 @@ void Worker::install(std::shared_ptr<const Snapshot> s) {
                                       "Requests resent on a fresh connection after a pooled one turned out closed.",
                                       "upstream=\"" + cfg.name + "\"");
   }
+  p->engine = engine_.get();
+  p->scripts = engine_->compile(snap);
+  for (std::size_t i = 0; i < p->scripts->errors.size(); ++i)
+    if (!p->scripts->errors[i].empty())
+      spdlog::error("worker {}: script {} did not load: {}", id_, snap.scripts[i].name, p->scripts->errors[i]);
   p->route_metrics.reserve(snap.config.routes.size());
   for (const RouteConfig& r : snap.config.routes) p->route_metrics.push_back(metrics_.route_slot(r.name, r.upstream));
   PinnedSnapshot* old = current_;

@@ -15,6 +15,7 @@
 #include "core/request_id.hpp"
 #include "http/message.hpp"
 #include "log/access_log.hpp"
+#include "lua/engine.hpp"
 #include "net/buffer.hpp"
 #include "net/reactor.hpp"
 #include "net/timer_wheel.hpp"
@@ -40,12 +41,17 @@ struct WorkerGroup {
 // atomics: only this worker's thread touches it. Requests acquire it when they start.
 struct PinnedSnapshot {
   std::shared_ptr<const Snapshot> snap;
+  lua::Engine* engine = nullptr;
+  std::unique_ptr<lua::CompiledScripts> scripts;  // the snapshot's scripts in this worker's Vm
   std::vector<WorkerGroup> groups;             // per upstream index
   std::vector<std::uint32_t> route_metrics;    // per route index
   std::uint32_t refs = 1;
   void acquire() { ++refs; }
   void release() {
     if (--refs == 0) delete this;
+  }
+  ~PinnedSnapshot() {
+    if (engine && scripts) engine->release(*scripts);
   }
 };
 
@@ -86,6 +92,7 @@ class Worker {
   BufferPool& buffers() { return buffers_; }
   ExchangePool& exchanges() { return *exchanges_; }
   IdGenerator& ids() { return ids_; }
+  lua::Engine& engine() { return *engine_; }
   std::vector<http::Header>& scratch_headers() { return headers_; }
   bool draining() const { return draining_; }
 
@@ -108,6 +115,7 @@ class Worker {
   WorkerMetrics metrics_;
   AccessLog access_log_;
   IdGenerator ids_;
+  std::unique_ptr<lua::Engine> engine_;
   std::vector<http::Header> headers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_set<ClientConnection*> connections_;

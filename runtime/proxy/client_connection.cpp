@@ -177,6 +177,7 @@ void ClientConnection::handle_request() {
     respond_error(405, "method not allowed", false, m.allow);
     return;
   }
+  route_index_ = m.route;
   route_ = &snap.config.routes[m.route];
   upstream_index_ = snap.route_upstream[m.route];
   metrics_slot_ = pin_->route_metrics[m.route];
@@ -185,9 +186,14 @@ void ClientConnection::handle_request() {
     respond_error(413, "request body too large", true);
     return;
   }
+  scripted_ = !snap.route_scripts[m.route].empty();
+  if (scripted_ && !run_request_scripts()) return;
   websocket_ = head_.upgrade_websocket && route_->websocket;
   x_->upstream_path.clear();
-  build_upstream_path(*route_, m, path_, x_->upstream_path);
+  if (scripted_ && x_->script.path_set) x_->upstream_path = x_->script.up_path;
+  else build_upstream_path(*route_, m, path_, x_->upstream_path);
+  if (scripted_ && x_->script.upstream_override >= 0)
+    upstream_index_ = static_cast<std::uint32_t>(x_->script.upstream_override);
   prepare_upstream_head();
 
   // Everything needed from the head is now copied out; the body (if any) follows it.
@@ -212,6 +218,10 @@ void ClientConnection::prepare_upstream_head() {
   if (ucfg.balance == BalanceKind::consistent_hash) {
     if (ucfg.hash_on == HashSource::header) opts.hash_header = ucfg.hash_key;
     else if (ucfg.hash_on == HashSource::cookie) opts.hash_cookie = ucfg.hash_key;
+  }
+  if (scripted_) {
+    opts.edits = &x_->script.up_edits;
+    if (x_->script.query_set) opts.query_override = &x_->script.up_query;
   }
   ClientRequestFacts facts;
   x_->up_head.clear();
@@ -299,6 +309,7 @@ void ClientConnection::on_written(Stream&, int err) {
 void ClientConnection::account_request() {
   if (accounted_) return;
   accounted_ = true;
+  if (scripted_) run_log_scripts();
   const auto now = std::chrono::steady_clock::now();
   const double latency = std::chrono::duration<double>(now - t_start_).count();
   const std::uint32_t slot = route_ ? metrics_slot_ : WorkerMetrics::kNoRoute;
@@ -358,6 +369,7 @@ void ClientConnection::reset_for_next_request() {
   route_ = nullptr;
   target_ = nullptr;
   status_ = 0;
+  scripted_ = false;
   in_request_ = false;
   response_started_ = false;
   request_body_done_ = true;

@@ -26,6 +26,7 @@
 #include "http/chunked.hpp"
 #include "http/message.hpp"
 #include "http/request_parser.hpp"
+#include "lua/engine.hpp"
 #include "net/buffer.hpp"
 #include "net/stream.hpp"
 #include "net/timer_wheel.hpp"
@@ -77,6 +78,12 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   void close_now();
   void set_deadline(std::int64_t ms_from_now);
   void account_request();
+  // script phases (script_phases.cpp)
+  bool run_request_scripts();  // rewrite + access; false when the request was answered
+  bool run_response_scripts(const http::ResponseHead& resp);  // false when answered (500)
+  void run_log_scripts();
+  void script_failed(const lua::PhaseReport& report);
+  void respond_script_exit();
   void assign_request_id(std::string_view client_value);
   void write_client(ClientWrite kind, iovec* iov, std::size_t n);
   void write_client(ClientWrite kind, const void* p, std::size_t n);
@@ -131,6 +138,8 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   bool drain_requested_ = false;
   bool in_request_ = false;
   bool head_unconsumed_ = false;    // the parsed head still sits at the front of rbuf_
+  bool scripted_ = false;           // the route has scripts: x_->script holds their state
+  std::uint32_t route_index_ = 0;
   bool accounted_ = true;           // the request in progress was logged and counted
   bool response_started_ = false;   // bytes of a response reached the client
   bool request_body_done_ = true;

@@ -38,4 +38,40 @@ void write_error_response(std::string& out, std::uint16_t status, std::string_vi
   out.append(body);
 }
 
+void write_local_response(std::string& out, std::uint16_t status, std::string_view body,
+                          std::string_view content_type,
+                          const std::vector<std::pair<std::string, std::string>>& headers,
+                          std::string_view request_id, bool close) {
+  out.append("HTTP/1.1 ");
+  out.append(std::to_string(status));
+  out.push_back(' ');
+  out.append(http::reason_phrase(status));
+  out.append("\r\n");
+  bool has_type = false;
+  for (const auto& [n, v] : headers) {
+    // Framing and identity stay the gateway's: a script cannot set them.
+    if (http::iequals(n, "content-length") || http::iequals(n, "transfer-encoding") ||
+        http::iequals(n, "connection") || http::iequals(n, "x-request-id"))
+      continue;
+    has_type = has_type || http::iequals(n, "content-type");
+    out.append(n);
+    out.append(": ");
+    out.append(v);
+    out.append("\r\n");
+  }
+  if (!has_type && !body.empty()) {
+    out.append("Content-Type: ");
+    out.append(content_type);
+    out.append("\r\n");
+  }
+  out.append("Content-Length: ");
+  out.append(std::to_string(body.size()));
+  out.append("\r\nX-Request-ID: ");
+  out.append(request_id);
+  out.append("\r\n");
+  if (close) out.append("Connection: close\r\n");
+  out.append("\r\n");
+  out.append(body);
+}
+
 }  // namespace lg

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "proxy/script_request.hpp"
+
 namespace lg {
 
 struct Exchange {
@@ -20,6 +22,7 @@ struct Exchange {
   std::string host_line;      // "Host: ...\r\n\r\n", ends the upstream head
   std::string out_head;       // response head for the client (or a whole error response)
   std::string hash_key;       // consistent-hash key, kept for retries
+  ScriptRequest script;       // the request as scripts see and change it (scripted routes)
 };
 
 class ExchangePool {

@@ -5,10 +5,26 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "http/message.hpp"
 
 namespace lg {
+
+// Header changes made by scripts (or policies): names in `remove` or set by `set` are dropped from
+// the copied headers; `set` and `add` are then appended.
+struct HeaderEdits {
+  std::vector<std::pair<std::string, std::string>> set, add;
+  std::vector<std::string> remove;
+  bool empty() const { return set.empty() && add.empty() && remove.empty(); }
+  bool drops(std::string_view name) const;
+  void clear() {
+    set.clear();
+    add.clear();
+    remove.clear();
+  }
+};
 
 // What the client sent that the gateway replaces or consumes (views into the read buffer).
 struct ClientRequestFacts {
@@ -23,6 +39,8 @@ struct ClientRequestFacts {
 struct RequestHeadOptions {
   std::string_view hash_header;  // capture this header's value into facts.hash_value
   std::string_view hash_cookie;  // or this cookie's value
+  const HeaderEdits* edits = nullptr;
+  const std::string* query_override = nullptr;  // replaces the client's query ("" drops it)
 };
 
 // "METHOD path[?query] HTTP/1.1\r\n" followed by every end-to-end header of the client.
@@ -59,6 +77,7 @@ struct ClientResponseOptions {
   bool keep_alive = true;    // false: "Connection: close"
   bool client_http10 = false;  // keep-alive to a 1.0 client must be announced
   bool upgrade = false;      // 101: forward Upgrade and "Connection: upgrade"
+  const HeaderEdits* edits = nullptr;
 };
 
 // The response head for the client from the upstream's head: hop-by-hop fields dropped, framing
@@ -70,6 +89,15 @@ void write_client_response_head(std::string& out, const http::ResponseHead& resp
 // `allow` (Method bits) adds an Allow header for 405.
 void write_error_response(std::string& out, std::uint16_t status, std::string_view message,
                           std::string_view request_id, bool close, std::uint16_t allow = 0);
+
+// Appends the `set` and `add` fields of `e`.
+void append_header_edits(std::string& out, const HeaderEdits& e);
+
+// A response the gateway answers itself with a script's status, body and headers.
+void write_local_response(std::string& out, std::uint16_t status, std::string_view body,
+                          std::string_view content_type,
+                          const std::vector<std::pair<std::string, std::string>>& headers,
+                          std::string_view request_id, bool close);
 
 // "GET, HEAD, POST" for Method bits.
 void append_allow_list(std::string& out, std::uint16_t methods);

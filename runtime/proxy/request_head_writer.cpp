@@ -66,12 +66,30 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
 
 }  // namespace
 
+bool HeaderEdits::drops(std::string_view name) const {
+  for (const auto& n : remove)
+    if (iequals(n, name)) return true;
+  for (const auto& [n, v] : set)
+    if (iequals(n, name)) return true;
+  return false;
+}
+
+void append_header_edits(std::string& out, const HeaderEdits& e) {
+  for (const auto& [n, v] : e.set) append_field(out, n, v);
+  for (const auto& [n, v] : e.add) append_field(out, n, v);
+}
+
 void write_upstream_request_start(std::string& out, const http::RequestHead& req, std::string_view path,
                                   const RequestHeadOptions& opts, ClientRequestFacts& facts) {
   out.append(req.method);
   out.push_back(' ');
   out.append(path);
-  if (req.has_query) {
+  if (opts.query_override) {
+    if (!opts.query_override->empty()) {
+      out.push_back('?');
+      out.append(*opts.query_override);
+    }
+  } else if (req.has_query) {
     out.push_back('?');
     out.append(req.query);
   }
@@ -93,12 +111,14 @@ void write_upstream_request_start(std::string& out, const http::RequestHead& req
       case Fate::forward: break;
     }
     if (custom && http::list_contains_token(req.connection, h.name)) continue;
+    if (opts.edits && opts.edits->drops(h.name)) continue;
     if (!opts.hash_header.empty() && facts.hash_value.empty() && iequals(h.name, opts.hash_header))
       facts.hash_value = h.value;
     else if (!opts.hash_cookie.empty() && facts.hash_value.empty() && iequals(h.name, "cookie"))
       facts.hash_value = cookie_value(h.value, opts.hash_cookie);
     append_field(out, h.name, h.value);
   }
+  if (opts.edits) append_header_edits(out, *opts.edits);
 }
 
 void finish_upstream_request(std::string& out, const GatewayRequestHeaders& h) {

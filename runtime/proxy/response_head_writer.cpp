@@ -50,6 +50,7 @@ void write_client_response_head(std::string& out, const http::ResponseHead& resp
       continue;
     }
     if (custom && !(opts.upgrade && iequals(h.name, "upgrade")) && http::list_contains_token(resp.connection, h.name)) continue;
+    if (opts.edits && opts.edits->drops(h.name)) continue;
     out.append(h.name);
     out.append(": ", 2);
     out.append(h.value);
@@ -66,6 +67,7 @@ void write_client_response_head(std::string& out, const http::ResponseHead& resp
   } else if (opts.chunked) {
     out.append("Transfer-Encoding: chunked\r\n", 28);
   }
+  if (opts.edits) append_header_edits(out, *opts.edits);
   out.append("X-Request-ID: ", 14);
   out.append(opts.request_id);
   out.append("\r\n", 2);

@@ -274,7 +274,9 @@ void ClientConnection::start_response(const http::ResponseHead& resp) {
   }
   if (!request_body_done_) keep_alive_ = false;
   if (drain_requested_ || w_.draining()) keep_alive_ = false;
+  if (scripted_ && !run_response_scripts(resp)) return;
   ClientResponseOptions o;
+  if (scripted_) o.edits = &x_->script.resp_edits;
   o.request_id = std::string_view(request_id_, request_id_len_);
   o.chunked = resp_chunked_out_;
   o.keep_alive = keep_alive_;

@@ -160,8 +160,21 @@ class CliTest(unittest.TestCase):
         self.assertError(text, "preserve_host", "routes[0].preserve_host", r"bool|true|false")
 
     def test_unsupported_key(self):
-        text = self.good() + "scripts: {}\n"
-        self.assertError(text, "scripts:", "scripts", r"not supported by this version")
+        text = self.good() + "redis: {}\n"
+        self.assertError(text, "redis:", "redis", r"not supported by this version")
+
+    def test_missing_script_and_script_syntax_error(self):
+        text = self.good().replace("    strip_prefix: /v1\n", "    strip_prefix: /v1\n    scripts: [ nope ]\n", 1)
+        path, rc, out, err = self.check(text)
+        self.assertEqual(rc, 1, err)
+        self.assertRegex(err, rf"{re.escape(path)}:{line_of(text, 'scripts: [ nope ]')}: routes\[0\]\.scripts\[0\]: script 'nope' not found: ")
+        d = os.path.dirname(path)
+        os.makedirs(os.path.join(d, "scripts"), exist_ok=True)
+        with open(os.path.join(d, "scripts", "nope.lua"), "w") as f:
+            f.write("return {\n  access = function(conf)\n    local x = = 1\n  end,\n}\n")
+        path, rc, out, err = self.check(text)
+        self.assertEqual(rc, 1, err)
+        self.assertRegex(err, r"scripts/nope\.lua:3: ")
 
     def test_hash_on_required_for_consistent_hash(self):
         text = self.good().replace("    hash_on: { header: X-User }\n", "")

@@ -360,10 +360,9 @@ routes:
 }
 
 TEST_CASE("config: keys of later features are rejected by name", "[config]") {
-  CHECK(errors(kListen + "scripts: []\nredis: {}\nconsumers: []\n") ==
-        "gw.yaml:3: scripts: scripts is not supported by this version of lunagate\n"
-        "gw.yaml:4: redis: redis is not supported by this version of lunagate\n"
-        "gw.yaml:5: consumers: consumers is not supported by this version of lunagate");
+  CHECK(errors(kListen + "redis: {}\nconsumers: []\n") ==
+        "gw.yaml:3: redis: redis is not supported by this version of lunagate\n"
+        "gw.yaml:4: consumers: consumers is not supported by this version of lunagate");
   CHECK(errors("listen:\n  - address: 127.0.0.1:8443\n    tls: { cert: a.pem }\n") ==
         "gw.yaml:3: listen[0].tls: tls is not supported by this version of lunagate");
   CHECK(errors(kListen + R"(upstreams:
@@ -382,7 +381,7 @@ routes:
        "gw.yaml:7: upstreams.u.retries: retries is not supported by this version of lunagate\n"
        "gw.yaml:8: upstreams.u.health.active: health.active is not supported by this version of lunagate\n"
        "gw.yaml:13: routes[0].policies: policies is not supported by this version of lunagate\n"
-       "gw.yaml:14: routes[0].scripts: scripts is not supported by this version of lunagate");
+       "gw.yaml:14: routes[0].scripts[0]: script 'x.lua': name it without \".lua\" (the file is <dir>/<name>.lua)");
 }
 
 // ---- wrong types ----------------------------------------------------------------------------
@@ -704,7 +703,7 @@ scripts: []
        "gw.yaml:10: upstreams.users.balanse: unknown key\n"
        "gw.yaml:17: routes[1].upstream: unknown upstream 'ordrs'\n"
        "gw.yaml:18: routes[2].name: duplicate route name 'users' (first at line 12)\n"
-       "gw.yaml:21: scripts: scripts is not supported by this version of lunagate");
+       "gw.yaml:21: scripts: expected a map, got a list");
 }
 
 TEST_CASE("config: a route naming an upstream that has errors is not 'unknown'", "[config]") {
@@ -718,4 +717,55 @@ routes:
 TEST_CASE("config: control characters in values do not break the one-line format", "[config]") {
   CHECK(errors(kListen + "log: { level: \"a\\nb\" }\n") ==
         "gw.yaml:3: log.level: invalid value 'a\\nb' (expected trace, debug, info, warn or error)");
+}
+
+TEST_CASE("config: scripts section, route scripts with config tables and budget overrides", "[config]") {
+  const Config c = load_config_text(kListen + R"(scripts:
+  dir: policies
+  watch: false
+  budget: { cpu: 20ms, memory: 8m }
+  global: [ request-guard ]
+upstreams:
+  u: { targets: ["127.0.0.1:1"] }
+routes:
+  - name: r
+    match: { path: /x }
+    upstream: u
+    scripts:
+      - tenant-header
+      - name: api-key
+        config: { header: X-API-Key, keys: [a, b], strict: true, limit: 5, quoted: "7" }
+        budget: { cpu: 200ms }
+)", "gw.yaml");
+  CHECK(c.scripts.dir == "policies");
+  CHECK_FALSE(c.scripts.watch);
+  CHECK(c.scripts.cpu == Millis{20});
+  CHECK(c.scripts.memory == 8u << 20);
+  REQUIRE(c.scripts.global.size() == 1);
+  CHECK(c.scripts.global[0].name == "request-guard");
+  REQUIRE(c.routes[0].scripts.size() == 2);
+  CHECK(c.routes[0].scripts[0].name == "tenant-header");
+  CHECK(c.routes[0].scripts[0].config.kind == ConfValue::Kind::null);
+  const ScriptRef& k = c.routes[0].scripts[1];
+  CHECK(k.name == "api-key");
+  CHECK(k.cpu == Millis{200});
+  CHECK_FALSE(k.memory.has_value());
+  REQUIRE(k.config.kind == ConfValue::Kind::map);
+  REQUIRE(k.config.fields.size() == 5);
+  CHECK(k.config.fields[0].first == "header");
+  CHECK(k.config.fields[0].second.s == "X-API-Key");
+  CHECK(k.config.fields[1].second.kind == ConfValue::Kind::list);
+  CHECK(k.config.fields[1].second.items.size() == 2);
+  CHECK(k.config.fields[2].second.kind == ConfValue::Kind::boolean);
+  CHECK(k.config.fields[2].second.b);
+  CHECK(k.config.fields[3].second.kind == ConfValue::Kind::number);
+  CHECK(k.config.fields[3].second.n == 5);
+  CHECK(k.config.fields[4].second.kind == ConfValue::Kind::string);  // quoted stays a string
+}
+
+TEST_CASE("config: script list errors", "[config]") {
+  CHECK(errors(kListen + "scripts:\n  global: [ a, a, 'b c' ]\n  budget: { cpu: 5 }\n") ==
+        "gw.yaml:4: scripts.global[1]: script 'a' listed twice\n"
+        "gw.yaml:4: scripts.global[2]: invalid script name 'b c' (letters, digits, '_', '.', '-'; the file is <dir>/<name>.lua)\n"
+        "gw.yaml:5: scripts.budget.cpu: invalid duration '5' (use e.g. 250ms, 5s, 1m)");
 }

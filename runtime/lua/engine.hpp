@@ -1,0 +1,54 @@
+// Scripts in a worker: compiles a snapshot's scripts into the worker's Vm, and runs one phase of
+// a route's scripts for a request. The proxy talks to scripts only through this and ScriptHost.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lua/script_host.hpp"
+#include "lua/vm.hpp"
+
+namespace lg {
+struct Snapshot;
+}
+
+namespace lg::lua {
+
+// One snapshot's scripts compiled into one worker's Vm. Requests pinned to that snapshot use it;
+// it is released when the snapshot is.
+struct CompiledScripts {
+  std::vector<ScriptHandle> handles;        // per Snapshot::scripts; handlers_ref -1 if it failed
+  std::vector<std::string> errors;          // per script: "" or "file:line: message"
+  std::vector<std::vector<int>> conf_refs;  // per route, per attachment: its config table (-1: none)
+};
+
+struct PhaseReport {
+  enum Verdict : std::uint8_t { next, responded, failed } verdict = next;
+  Outcome outcome = Outcome::ok;  // for failed
+  std::string message;            // for failed: "scripts/x.lua:3: ..." (logs only)
+  std::string_view script;        // the script that responded or failed
+};
+
+class Engine {
+ public:
+  Engine();
+  ~Engine();
+  Vm& vm() { return vm_; }
+  std::unique_ptr<CompiledScripts> compile(const Snapshot& snap);
+  void release(CompiledScripts& c);
+  // Runs phase `p` of every script attached to `route`, global ones first, in order; stops at the
+  // first script that fails or answers (gw.response.exit).
+  PhaseReport run_phase(const Snapshot& snap, const CompiledScripts& c, std::uint32_t route, Phase p,
+                        ScriptHost& host);
+  void end_request(ScriptHost& host);  // drops the request's gw.ctx
+
+ private:
+  Vm vm_;
+};
+
+// Compiles every script of a snapshot in a throwaway Vm (for `lunagate check` and before a reload
+// is published). Returns the errors, one "file:line: message" per line; empty when all load.
+std::string check_scripts(const Snapshot& snap);
+
+}  // namespace lg::lua

@@ -1,0 +1,60 @@
+// What a running script can see and change of its request: implemented by the proxy
+// (ClientConnection), called by the gw bindings. Plain C++: no Lua types cross this boundary.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "lua/vm.hpp"
+
+namespace lg::lua {
+
+using HeaderPair = std::pair<std::string_view, std::string_view>;
+
+class ScriptHost {
+ public:
+  virtual Phase phase() const = 0;
+
+  // The client's request, as received (path also normalized). All phases.
+  virtual std::string_view req_method() const = 0;
+  virtual std::string_view req_path() const = 0;      // normalized, used for routing
+  virtual std::string_view req_raw_path() const = 0;  // as received, without the query
+  virtual std::string_view req_query() const = 0;     // raw, without '?'
+  virtual std::string_view req_host() const = 0;
+  virtual std::string_view req_scheme() const = 0;
+  virtual std::string_view req_client_ip() const = 0;
+  virtual std::string_view request_id() const = 0;
+  virtual std::size_t req_header_count() const = 0;
+  virtual HeaderPair req_header(std::size_t i) const = 0;  // names as received
+
+  // What goes upstream. rewrite and access phases.
+  virtual void up_set_header(std::string_view name, std::string_view value, bool add) = 0;
+  virtual void up_clear_header(std::string_view name) = 0;
+  virtual void up_set_path(std::string_view path) = 0;
+  virtual void up_set_query(std::string_view query) = 0;
+  virtual bool up_set_upstream(std::string_view upstream_name) = 0;  // false: unknown name
+
+  // Answer without going upstream. rewrite and access phases; the handler's phase ends.
+  virtual void exit(int status, std::string body, std::string_view content_type,
+                    std::vector<std::pair<std::string, std::string>> headers) = 0;
+  virtual bool exited() const = 0;
+
+  // The upstream's response. response phase (status and headers readable in log too).
+  virtual int resp_status() const = 0;
+  virtual std::size_t resp_header_count() const = 0;
+  virtual HeaderPair resp_header(std::size_t i) const = 0;
+  virtual void resp_set_header(std::string_view name, std::string_view value) = 0;
+  virtual void resp_clear_header(std::string_view name) = 0;
+
+  // gw.ctx: one Lua table per request, shared by its phases and scripts (registry reference,
+  // -1 until first used; the engine creates and releases it).
+  int ctx_ref = -1;
+  std::string_view script_name;  // the script running now, for logs
+
+ protected:
+  ~ScriptHost() = default;
+};
+
+}  // namespace lg::lua

@@ -1,0 +1,100 @@
+// Where a ClientConnection hands its request to the route's scripts: rewrite and access before
+// anything goes upstream, response when the upstream's head has arrived (before the client sees
+// it), log once the client has its answer. Failures answer 500 and never reach the client's body.
+#include <spdlog/spdlog.h>
+
+#include "net/worker.hpp"
+#include "proxy/client_connection.hpp"
+#include "proxy/head_writers.hpp"
+
+namespace lg {
+
+namespace {
+const char* outcome_kind(lua::Outcome o) {
+  switch (o) {
+    case lua::Outcome::cpu_exceeded: return "cpu";
+    case lua::Outcome::memory_exceeded: return "memory";
+    case lua::Outcome::yielded: return "yield";
+    default: return "runtime";
+  }
+}
+}  // namespace
+
+bool ClientConnection::run_request_scripts() {
+  ScriptRequest& s = x_->script;
+  s.reset();
+  s.upstreams = &pin_->snap->config.upstreams;
+  s.copy_request(head_, method_, path_, std::string_view(client_ip_, client_ip_len_),
+                 std::string_view(request_id_, request_id_len_));
+  for (lua::Phase p : {lua::Phase::rewrite, lua::Phase::access}) {
+    s.current = p;
+    const lua::PhaseReport r = w_.engine().run_phase(*pin_->snap, *pin_->scripts, route_index_, p, s);
+    if (r.verdict == lua::PhaseReport::failed) {
+      script_failed(r);
+      return false;
+    }
+    if (r.verdict == lua::PhaseReport::responded) {
+      respond_script_exit();
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ClientConnection::run_response_scripts(const http::ResponseHead& resp) {
+  ScriptRequest& s = x_->script;
+  s.current = lua::Phase::response;
+  s.status = resp.status;
+  s.resp_headers = resp.headers;
+  const lua::PhaseReport r = w_.engine().run_phase(*pin_->snap, *pin_->scripts, route_index_, lua::Phase::response, s);
+  s.resp_headers = nullptr;
+  if (r.verdict != lua::PhaseReport::failed) return true;
+  release_upstream(false);  // its response is dropped unread
+  script_failed(r);
+  return false;
+}
+
+void ClientConnection::run_log_scripts() {
+  ScriptRequest& s = x_->script;
+  s.current = lua::Phase::log;
+  s.status = status_;
+  s.resp_headers = nullptr;
+  const lua::PhaseReport r = w_.engine().run_phase(*pin_->snap, *pin_->scripts, route_index_, lua::Phase::log, s);
+  if (r.verdict == lua::PhaseReport::failed) {
+    spdlog::error("request {}: script {} failed in the log phase ({}): {}", s.id, r.script, outcome_kind(r.outcome),
+                  r.message);
+    w_.metrics().add(w_.metrics().series("gateway_script_errors_total", "Script handlers stopped by an error or a budget.",
+                                         fmt::format("script=\"{}\",kind=\"{}\"", r.script, outcome_kind(r.outcome))));
+  }
+  w_.engine().end_request(s);
+}
+
+void ClientConnection::script_failed(const lua::PhaseReport& r) {
+  // The error text is for the log only; the client gets a generic 500 with the request id.
+  spdlog::error("request {}: script {} failed ({}): {}", std::string_view(request_id_, request_id_len_), r.script,
+                outcome_kind(r.outcome), r.message);
+  w_.metrics().add(w_.metrics().series("gateway_script_errors_total", "Script handlers stopped by an error or a budget.",
+                                       fmt::format("script=\"{}\",kind=\"{}\"", r.script, outcome_kind(r.outcome))));
+  respond_error(500, "script error", false);
+}
+
+void ClientConnection::respond_script_exit() {
+  ScriptRequest& s = x_->script;
+  if (head_unconsumed_) {
+    rbuf_.consume(head_.head_bytes);
+    head_unconsumed_ = false;
+    scan_.reset();
+  }
+  status_ = static_cast<std::uint16_t>(s.exit_status);
+  const bool must_close = !request_body_done_ || !keep_alive_ || drain_requested_ || w_.draining();
+  keep_alive_ = !must_close;
+  x_->out_head.clear();
+  write_local_response(x_->out_head, status_, s.exit_body, s.exit_type, s.exit_headers,
+                       std::string_view(request_id_, request_id_len_), must_close);
+  phase_ = Phase::responding;
+  response_started_ = true;
+  set_deadline(w_.limits().send_timeout.count());
+  write_client(ClientWrite::error_response, x_->out_head.data(), x_->out_head.size());
+}
+
+}  // namespace lg

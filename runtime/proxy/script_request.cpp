@@ -1,0 +1,100 @@
+#include "proxy/script_request.hpp"
+
+namespace lg {
+namespace {
+
+// Replaces an earlier `set` of the same name, drops earlier `add`s of it (set wins), and
+// forgets a pending removal.
+void set_in(HeaderEdits& e, std::string_view name, std::string_view value) {
+  auto same = [&](const std::string& n) { return http::iequals(n, name); };
+  for (auto& [n, v] : e.set)
+    if (same(n)) {
+      v.assign(value);
+      return;
+    }
+  std::erase_if(e.add, [&](const auto& kv) { return same(kv.first); });
+  e.set.emplace_back(std::string(name), std::string(value));
+}
+
+void clear_in(HeaderEdits& e, std::string_view name) {
+  auto same = [&](const std::string& n) { return http::iequals(n, name); };
+  std::erase_if(e.set, [&](const auto& kv) { return same(kv.first); });
+  std::erase_if(e.add, [&](const auto& kv) { return same(kv.first); });
+  for (const auto& n : e.remove)
+    if (same(n)) return;
+  e.remove.emplace_back(name);
+}
+
+}  // namespace
+
+void ScriptRequest::reset() {
+  headers.clear();
+  up_edits.clear();
+  resp_edits.clear();
+  path_set = query_set = has_exit = false;
+  upstream_override = -1;
+  exit_headers.clear();
+  exit_body.clear();
+  status = 0;
+  resp_headers = nullptr;
+  ctx_ref = -1;
+  current = lua::Phase::rewrite;
+}
+
+void ScriptRequest::copy_request(const http::RequestHead& head, std::string_view m, std::string_view norm_path,
+                                 std::string_view ip, std::string_view request_id) {
+  method.assign(m);
+  path.assign(norm_path);
+  raw_path.assign(head.path);
+  query.assign(head.has_query ? head.query : std::string_view{});
+  host.assign(head.host);
+  client_ip.assign(ip);
+  id.assign(request_id);
+  headers.clear();
+  for (const http::Header& h : *head.headers) headers.emplace_back(std::string(h.name), std::string(h.value));
+}
+
+void ScriptRequest::up_set_header(std::string_view name, std::string_view value, bool add) {
+  if (has_exit) return;  // nothing goes upstream any more
+  if (add) up_edits.add.emplace_back(std::string(name), std::string(value));
+  else set_in(up_edits, name, value);
+}
+
+void ScriptRequest::up_clear_header(std::string_view name) {
+  if (!has_exit) clear_in(up_edits, name);
+}
+
+void ScriptRequest::up_set_path(std::string_view p) {
+  up_path.assign(p);
+  path_set = true;
+}
+
+void ScriptRequest::up_set_query(std::string_view q) {
+  up_query.assign(q);
+  query_set = true;
+}
+
+bool ScriptRequest::up_set_upstream(std::string_view name) {
+  if (!upstreams) return false;
+  for (std::size_t i = 0; i < upstreams->size(); ++i)
+    if ((*upstreams)[i].name == name) {
+      upstream_override = static_cast<int>(i);
+      return true;
+    }
+  return false;
+}
+
+void ScriptRequest::exit(int st, std::string body, std::string_view content_type,
+                         std::vector<std::pair<std::string, std::string>> hs) {
+  if (has_exit) return;  // the first answer stands
+  has_exit = true;
+  exit_status = st;
+  exit_body = std::move(body);
+  exit_type.assign(content_type);
+  exit_headers = std::move(hs);
+}
+
+void ScriptRequest::resp_set_header(std::string_view name, std::string_view value) { set_in(resp_edits, name, value); }
+void ScriptRequest::resp_clear_header(std::string_view name) { clear_in(resp_edits, name); }
+
+}  // namespace lg

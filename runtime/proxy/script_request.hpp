@@ -1,0 +1,74 @@
+// A request as scripts see it (lua::ScriptHost): the request facts copied once when a scripted
+// route is reached (so later phases do not depend on the read buffer), the changes scripts make
+// to the upstream request and the response, and a gw.response.exit answer. Lives in the pooled
+// Exchange: capacities are reused, nothing is allocated per request once warm.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/config.hpp"
+#include "http/message.hpp"
+#include "lua/script_host.hpp"
+#include "proxy/head_writers.hpp"
+
+namespace lg {
+
+class ScriptRequest final : public lua::ScriptHost {
+ public:
+  // Request facts, copied by the proxy before the first phase.
+  lua::Phase current = lua::Phase::rewrite;
+  std::string method, path, raw_path, query, host, scheme = "http", client_ip, id;
+  std::vector<std::pair<std::string, std::string>> headers;
+  const std::vector<UpstreamConfig>* upstreams = nullptr;  // of the pinned snapshot, for set_upstream
+
+  // What scripts changed.
+  HeaderEdits up_edits, resp_edits;
+  std::string up_path, up_query;
+  bool path_set = false, query_set = false;
+  int upstream_override = -1;
+  // gw.response.exit
+  bool has_exit = false;
+  int exit_status = 0;
+  std::string exit_body, exit_type;
+  std::vector<std::pair<std::string, std::string>> exit_headers;
+  // The upstream's response, during the response phase (views into the upstream buffer).
+  int status = 0;
+  const std::vector<http::Header>* resp_headers = nullptr;
+
+  void reset();
+  void copy_request(const http::RequestHead& head, std::string_view method, std::string_view norm_path,
+                    std::string_view client_ip, std::string_view request_id);
+
+  lua::Phase phase() const override { return current; }
+  std::string_view req_method() const override { return method; }
+  std::string_view req_path() const override { return path; }
+  std::string_view req_raw_path() const override { return raw_path; }
+  std::string_view req_query() const override { return query; }
+  std::string_view req_host() const override { return host; }
+  std::string_view req_scheme() const override { return scheme; }
+  std::string_view req_client_ip() const override { return client_ip; }
+  std::string_view request_id() const override { return id; }
+  std::size_t req_header_count() const override { return headers.size(); }
+  lua::HeaderPair req_header(std::size_t i) const override { return {headers[i].first, headers[i].second}; }
+
+  void up_set_header(std::string_view name, std::string_view value, bool add) override;
+  void up_clear_header(std::string_view name) override;
+  void up_set_path(std::string_view p) override;
+  void up_set_query(std::string_view q) override;
+  bool up_set_upstream(std::string_view name) override;
+
+  void exit(int status, std::string body, std::string_view content_type,
+            std::vector<std::pair<std::string, std::string>> headers) override;
+  bool exited() const override { return has_exit; }
+
+  int resp_status() const override { return status; }
+  std::size_t resp_header_count() const override { return resp_headers ? resp_headers->size() : 0; }
+  lua::HeaderPair resp_header(std::size_t i) const override {
+    return {(*resp_headers)[i].name, (*resp_headers)[i].value};
+  }
+  void resp_set_header(std::string_view name, std::string_view value) override;
+  void resp_clear_header(std::string_view name) override;
+};
+
+}  // namespace lg
