@@ -299,8 +299,10 @@ void encode_json(lua_State* L, int idx, std::string& out, int depth) {
 // gw.response.exit(status, body, headers): body a string, or a table sent as JSON.
 int resp_exit(lua_State* L) {
   require_phase(L, "gw.response.exit", kBeforeUpstream);
-  const lua_Integer status = luaL_checkinteger(L, 1);
-  if (status < 200 || status > 599) luaL_error(L, "gw.response.exit: status must be 200..599");
+  const lua_Number n = luaL_checknumber(L, 1);
+  const lua_Integer status = static_cast<lua_Integer>(n);
+  if (static_cast<lua_Number>(status) != n || status < 200 || status > 599)
+    luaL_error(L, "gw.response.exit: status must be an integer in 200..599");
   std::string body;
   std::string_view type = "text/plain; charset=utf-8";
   if (lua_type(L, 2) == LUA_TTABLE) {

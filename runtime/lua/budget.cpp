@@ -144,9 +144,12 @@ void Governor::hook(lua_State* L, lua_Debug* ar) {
     if (monotonic_ns() >= rs.deadline_ns) rs.cpu_killed = true;
     if (rs.killed()) raise_kill(L, rs);
     // Three quarters of the budget used: garbage may be part of it (LuaJIT does not collect
-    // before refusing an allocation), so collect once before the allocator starts refusing.
+    // before refusing an allocation), so collect once before the allocator starts refusing, if
+    // at least half of the CPU budget is left (a full collection of a budget-sized heap takes
+    // ~20 ms: it must not push the run far past its deadline).
     if (!rs.gc_forced && g->soft_limit_ != SIZE_MAX &&
-        g->in_use_ > g->soft_limit_ - rs.memory_bytes / 4) {
+        g->in_use_ > g->soft_limit_ - rs.memory_bytes / 4 &&
+        rs.deadline_ns - monotonic_ns() > rs.cpu_ms * 500'000) {
       rs.gc_forced = true;
       lua_gc(L, LUA_GCCOLLECT, 0);
     }

@@ -1,6 +1,8 @@
 // Table library pieces for the sandbox: the C functions of LuaJIT's table library run without
 // any hook, so each one here either polls the CPU deadline while it works or checks it when it
 // returns. table.remove is Lua code in LuaJIT 2.1 (hooks fire) and is used unchanged.
+#include <algorithm>
+#include <climits>
 #include <lua.hpp>
 
 #include "lua/budget.hpp"
@@ -28,7 +30,8 @@ int tab_insert(lua_State* L) {
     case 2:
       break;
     case 3: {
-      const lua_Integer pos = luaL_checkinteger(L, 2);
+      // LuaJIT converts the position to an int32 and does not check it: same here (clamped).
+      const lua_Integer pos = std::clamp<lua_Integer>(luaL_checkinteger(L, 2), INT_MIN, INT_MAX);
       for (; e > pos; --e) {  // move up elements (raw, as LuaJIT)
         lua_rawgeti(L, 1, static_cast<int>(e - 1));
         lua_rawseti(L, 1, static_cast<int>(e));

@@ -9,6 +9,7 @@
 #include "lua/vm.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <lua.hpp>
 #include <stdexcept>
 
@@ -25,8 +26,9 @@ namespace {
 
 constexpr std::size_t kMaxSourceBytes = 4u << 20;
 constexpr std::size_t kMaxMessage = 1024;
-constexpr std::size_t kFullGcAfter = 1u << 20;  // a run that grew the state by more: full GC
+constexpr std::size_t kFullGcAfter = 1u << 20;  // a run that grew the state by more: collect
 constexpr std::size_t kGcStepAfter = 16u << 10;  // ... by more: one incremental step
+constexpr std::int64_t kGcSliceNs = 1'000'000;      // collection work after a run, at most
 
 const char* const kPhaseNames[] = {"rewrite", "access", "response", "body", "log"};
 
@@ -88,6 +90,7 @@ struct Vm::Impl {
   lua_State* L = nullptr;
   lua_State* spare = nullptr;  // a finished coroutine kept for the next run
   int spare_ref = -1;
+  int gc_cycles_pending = 0;   // collection cycles still to complete in slices
 
   void start(RunState& rs, Mode mode, const Budget& b, void* request) {
     rs.mode = mode;
@@ -114,15 +117,19 @@ struct Vm::Impl {
       co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
     lua_xmove(L, co, 1);
-    // Outside the budget: push_args only pushes the request's values (it must lua_checkstack
-    // for more than LUA_MINSTACK of them).
     int nargs = 0;
+    // Outside the budget. A Lua error while pushing (out of memory, a failed luaL_checkstack)
+    // is raised on a coroutine that is not running: with LuaJIT's external (C++-compatible)
+    // unwinding it reaches the catch (...) below instead of the panic function.
     try {
       nargs = push_args ? (*push_args)(co) : 0;
-    } catch (...) {
+    } catch (const std::exception&) {
       lua_settop(co, 0);
       luaL_unref(L, LUA_REGISTRYINDEX, co_ref);
       throw;
+    } catch (...) {
+      luaL_unref(L, LUA_REGISTRYINDEX, co_ref);  // the thread is dropped, not reused
+      return {Outcome::runtime_error, std::string(chunk) + ": error while pushing the handler's arguments"};
     }
     rs.root = co;
     const std::size_t before = gov.in_use();
@@ -161,14 +168,23 @@ struct Vm::Impl {
     } else {
       luaL_unref(L, LUA_REGISTRYINDEX, co_ref);
     }
-    // A killed run may leave up to the whole budget as garbage (and LuaJIT keeps its string
-    // buffer at its largest size until a collection shrinks it): start the next one clean.
-    // Otherwise LuaJIT's allocation-paced incremental GC keeps up; help it with one bounded
-    // step after runs that allocated noticeably.
+    // A killed run may leave up to its whole budget as garbage (and LuaJIT keeps its string
+    // buffer at its largest size until a collection shrinks it). A full collection of that
+    // takes ~30 ms, so it is done in slices of at most kGcSliceNs after each run until two
+    // cycles have completed. Otherwise LuaJIT's allocation-paced incremental GC keeps up; help
+    // it with one small step after runs that allocated noticeably.
     const std::size_t after = gov.in_use();
-    if (rs.killed() || after > before + kFullGcAfter) lua_gc(L, LUA_GCCOLLECT, 0);
+    if (rs.killed() || after > before + kFullGcAfter) gc_cycles_pending = 2;
+    if (gc_cycles_pending > 0) collect_slice();
     else if (after > before + kGcStepAfter) lua_gc(L, LUA_GCSTEP, 0);
     return res;
+  }
+
+  void collect_slice() {
+    const std::int64_t until = detail::monotonic_ns() + kGcSliceNs;
+    do {
+      if (lua_gc(L, LUA_GCSTEP, 64) && --gc_cycles_pending == 0) return;  // 1: a cycle ended
+    } while (detail::monotonic_ns() < until);
   }
 };
 
@@ -212,6 +228,44 @@ void Vm::register_function(std::string_view dotted_name, int (*fn)(lua_State*)) 
     throw std::invalid_argument("cannot register gw." + std::string(dotted_name));
 }
 
+namespace {
+
+// Lines for load errors that Lua itself does not locate: the last top-level `return` (or the
+// last line), and the first line assigning a field ("access =").
+int line_of_return(std::string_view src) {
+  int line = 1, last_return = 0;
+  bool at_line_start = true;
+  for (std::size_t i = 0; i < src.size(); ++i) {
+    if (src[i] == '\n') {
+      ++line;
+      at_line_start = true;
+      continue;
+    }
+    if (at_line_start && src.compare(i, 6, "return") == 0) last_return = line;
+    if (src[i] != ' ' && src[i] != '\t') at_line_start = false;
+  }
+  if (last_return) return last_return;
+  return (!src.empty() && src.back() == '\n') ? line - 1 : line;
+}
+
+int line_of_field(std::string_view src, std::string_view name) {
+  int line = 1;
+  for (std::size_t i = 0; i < src.size(); ++i) {
+    if (src[i] == '\n') {
+      ++line;
+      continue;
+    }
+    if (src.compare(i, name.size(), name) != 0) continue;
+    const bool start_ok = i == 0 || !(std::isalnum(static_cast<unsigned char>(src[i - 1])) || src[i - 1] == '_');
+    std::size_t j = i + name.size();
+    while (j < src.size() && (src[j] == ' ' || src[j] == '\t')) ++j;
+    if (start_ok && j < src.size() && src[j] == '=' && (j + 1 >= src.size() || src[j + 1] != '=')) return line;
+  }
+  return 1;
+}
+
+}  // namespace
+
 bool Vm::load(std::string_view chunkname, std::string_view source, const Budget& budget, ScriptHandle& out,
               std::string& err) {
   lua_State* L = impl_->L;
@@ -223,11 +277,11 @@ bool Vm::load(std::string_view chunkname, std::string_view source, const Budget&
     return false;
   }
   if (source.size() > kMaxSourceBytes) {
-    err = chunk + ": script larger than " + std::to_string(kMaxSourceBytes) + " bytes";
+    err = chunk + ":1: script larger than " + std::to_string(kMaxSourceBytes) + " bytes";
     return false;
   }
   if (has_bytecode_signature(source)) {
-    err = chunk + ": precompiled bytecode is not accepted";
+    err = chunk + ":1: precompiled bytecode is not accepted";
     return false;
   }
   RunState rs;
@@ -264,7 +318,8 @@ bool Vm::load(std::string_view chunkname, std::string_view source, const Budget&
   }
   const int result = lua_gettop(L);
   if (!lua_istable(L, result))
-    return fail(chunk + ": the script must return a table of phase handlers (got " + luaL_typename(L, result) + ")");
+    return fail(chunk + ":" + std::to_string(line_of_return(source)) +
+                ": the script must return a table of phase handlers (got " + luaL_typename(L, result) + ")");
   // Copied into a table of our own, read raw: a metamethod on the returned table never runs
   // outside a budget, and the script cannot swap handlers after the load.
   lua_newtable(L);
@@ -277,7 +332,8 @@ bool Vm::load(std::string_view chunkname, std::string_view source, const Budget&
       lua_setfield(L, handlers, kPhaseNames[i]);
       phases |= static_cast<std::uint8_t>(1u << i);
     } else if (!lua_isnil(L, -1)) {
-      return fail(chunk + ": field '" + kPhaseNames[i] + "' must be a function (got " + luaL_typename(L, -1) + ")");
+      return fail(chunk + ":" + std::to_string(line_of_field(source, kPhaseNames[i])) + ": field '" + kPhaseNames[i] +
+                  "' must be a function (got " + luaL_typename(L, -1) + ")");
     } else {
       lua_pop(L, 1);
     }
@@ -287,7 +343,8 @@ bool Vm::load(std::string_view chunkname, std::string_view source, const Budget&
     lua_rawget(L, result);
     const int want = f[0] == 's' ? LUA_TTABLE : LUA_TSTRING;
     if (!lua_isnil(L, -1) && lua_type(L, -1) != want)
-      return fail(chunk + ": field '" + f + "' must be a " + lua_typename(L, want) + " (got " + luaL_typename(L, -1) + ")");
+      return fail(chunk + ":" + std::to_string(line_of_field(source, f)) + ": field '" + f + "' must be a " +
+                  lua_typename(L, want) + " (got " + luaL_typename(L, -1) + ")");
     if (f[0] == 'v' && lua_type(L, -1) == LUA_TSTRING) out.version = lua_tostring(L, -1);
     lua_pop(L, 1);
   }

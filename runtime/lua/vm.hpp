@@ -65,13 +65,18 @@ class Vm {
   // Runs handler `phase` of `script` in a new coroutine. `push_args` pushes the handler's
   // arguments on the coroutine and returns how many. `request` is available to host functions
   // (bindings) through current_request().
+  // push_args runs before the budget is armed and must only push values (lua_checkstack for
+  // more than 20); a Lua error there ends the run as runtime_error, a std::exception propagates.
+  // A coroutine that returned is reused by the next run. Outcome::yielded can only come from a host function
+  // (scripts cannot yield the handler's coroutine); until the host has a resume() API that
+  // coroutine is abandoned.
   RunResult run(const ScriptHandle& script, Phase phase, const Budget& budget, void* request,
                 const std::function<int(lua_State*)>& push_args);
 
   // Host functions exposed to scripts under the read-only global `gw`, e.g.
   // register_function("request.get_header", fn). Call before loading scripts.
   void register_function(std::string_view dotted_name, int (*fn)(lua_State*));
-  static void* current_request(lua_State* L);  // from inside a host function
+  static void* current_request(lua_State* L);  // from inside a host function; nullptr outside run()
 
   lua_State* state();
   std::size_t memory_in_use() const;

@@ -53,9 +53,9 @@ TEST_CASE("lua vm: load rejections name the chunk and the line", "[lua]") {
   Vm vm;
   SECTION("bytecode, bare, after a BOM, after a '#' line") {
     const std::string bc = "\x1bLJ\x02\x0a\x40\x00\x01";
-    CHECK(load_error(vm, bc) == "scripts/x.lua: precompiled bytecode is not accepted");
-    CHECK(load_error(vm, "\xEF\xBB\xBF" + bc) == "scripts/x.lua: precompiled bytecode is not accepted");
-    CHECK(load_error(vm, "#!/usr/bin/lua\n" + bc) == "scripts/x.lua: precompiled bytecode is not accepted");
+    CHECK(load_error(vm, bc) == "scripts/x.lua:1: precompiled bytecode is not accepted");
+    CHECK(load_error(vm, "\xEF\xBB\xBF" + bc) == "scripts/x.lua:1: precompiled bytecode is not accepted");
+    CHECK(load_error(vm, "#!/usr/bin/lua\n" + bc) == "scripts/x.lua:1: precompiled bytecode is not accepted");
   }
   SECTION("syntax error") {
     CHECK(load_error(vm, "return {\n  access = function( end\n}") ==
@@ -77,18 +77,18 @@ TEST_CASE("lua vm: load rejections name the chunk and the line", "[lua]") {
   }
   SECTION("not a table, bad field types, no handler") {
     CHECK(load_error(vm, "return function() end") ==
-          "scripts/x.lua: the script must return a table of phase handlers (got function)");
-    CHECK(load_error(vm, "") == "scripts/x.lua: the script must return a table of phase handlers (got nil)");
+          "scripts/x.lua:1: the script must return a table of phase handlers (got function)");
+    CHECK(load_error(vm, "") == "scripts/x.lua:1: the script must return a table of phase handlers (got nil)");
     CHECK(load_error(vm, "return { access = 42 }") ==
-          "scripts/x.lua: field 'access' must be a function (got number)");
+          "scripts/x.lua:1: field 'access' must be a function (got number)");
     CHECK(load_error(vm, "return { body = 'x', access = function() end }") ==
-          "scripts/x.lua: field 'body' must be a function (got string)");
+          "scripts/x.lua:1: field 'body' must be a function (got string)");
     CHECK(load_error(vm, "return { name = 1, access = function() end }") ==
-          "scripts/x.lua: field 'name' must be a string (got number)");
+          "scripts/x.lua:1: field 'name' must be a string (got number)");
     CHECK(load_error(vm, "return { version = {}, access = function() end }") ==
-          "scripts/x.lua: field 'version' must be a string (got table)");
+          "scripts/x.lua:1: field 'version' must be a string (got table)");
     CHECK(load_error(vm, "return { schema = 'x', access = function() end }") ==
-          "scripts/x.lua: field 'schema' must be a table (got string)");
+          "scripts/x.lua:1: field 'schema' must be a table (got string)");
     CHECK(load_error(vm, "return { name = 'x' }").find("defines no phase handler") != std::string::npos);
   }
   SECTION("a metamethod on the returned table never runs") {
@@ -164,6 +164,22 @@ TEST_CASE("lua vm: a handler cannot yield to the host by itself", "[lua]") {
   CHECK(r.kind == "OK_CLEAN");
 }
 
+TEST_CASE("lua vm: errors in push_args", "[lua]") {
+  Vm vm;
+  register_test_functions(vm);
+  const ScriptHandle h = load_or_throw(vm, access_script("return gw.test.respond({ status = 200, body = 'clean' })"));
+  TestRequest t;
+  RunResult r = vm.run(h, Phase::access, budget(), &t, [](lua_State* co) -> int {
+    lua_pushliteral(co, "x");
+    return luaL_error(co, "boom");
+  });
+  CHECK(r.outcome == Outcome::runtime_error);
+  CHECK(r.message == "t.lua: error while pushing the handler's arguments");
+  CHECK_THROWS_AS(vm.run(h, Phase::access, budget(), &t, [](lua_State*) -> int { throw std::logic_error("x"); }),
+                  std::logic_error);
+  CHECK(run_access(vm, h).kind == "OK_CLEAN");
+}
+
 TEST_CASE("lua vm: register_function and current_request round trip", "[lua]") {
   Vm vm;
   register_test_functions(vm);
@@ -213,9 +229,15 @@ TEST_CASE("lua vm: memory returns after runs and unloads", "[lua]") {
   const ScriptHandle hog = load_or_throw(vm, access_script("local t = {} for i = 1, 1e9 do t[i] = {i} end"));
   const Ran r = run_access(vm, hog);
   CHECK(r.result.outcome == Outcome::memory_exceeded);
+  // The garbage of a killed run is collected in slices of at most 1 ms after the next runs.
+  const ScriptHandle small = load_or_throw(vm, access_script("local s = ('x'):rep(1000) .. 'y'"));
+  for (int i = 0; i < 100; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(run_access(vm, small).result.outcome == Outcome::ok);
+    CHECK(ms_since(t0) < 50);
+  }
   CHECK(vm.memory_in_use() < fresh + (4u << 20));
-  ScriptHandle h = hog;
-  vm.unload(h);
+  for (ScriptHandle h : {hog, small}) vm.unload(h);
   for (int i = 0; i < 100; ++i) CHECK(run_body(vm, "local s = ('x'):rep(1000) .. 'y'").result.outcome == Outcome::ok);
   CHECK(vm.memory_in_use() < fresh + (4u << 20));
 }
@@ -252,4 +274,14 @@ TEST_CASE("lua vm: cost per run (measurement, not asserted)", "[lua]") {
             << " ns without arguments, " << trivial << " ns with the corpus' req table; header-manipulation handler: "
             << header << " ns\n";
   CHECK(trivial > 0);
+}
+
+TEST_CASE("Vm: load errors Lua cannot locate still name a line", "[lua]") {
+  lg::lua::Vm vm;
+  CHECK(load_error(vm, "local x = 1\n\nreturn 42\n") ==
+        "scripts/x.lua:3: the script must return a table of phase handlers (got number)");
+  CHECK(load_error(vm, "return {\n  name = 'n',\n  access = 'oops',\n}\n") ==
+        "scripts/x.lua:3: field 'access' must be a function (got string)");
+  CHECK(load_error(vm, "local a = 1\nlocal b = 2\n") ==
+        "scripts/x.lua:2: the script must return a table of phase handlers (got nil)");
 }
