@@ -54,11 +54,13 @@ struct Gateway::Impl final : AdminBackend {
   asio::signal_set signals{io};
   asio::steady_timer drain_timer{io};
   std::shared_ptr<const Snapshot> snapshot;
+  SharedState shared;  // gw.shared and gw.ratelimit, across workers
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<AdminServer> admin;
   bool draining = false;
   unsigned drained = 0;
   std::uint64_t reloads_ok = 0, reloads_failed = 0;
+  std::uint64_t script_reloads_ok = 0, script_reloads_failed = 0;  // reloads that changed / broke a script
   std::string last_reload_error;
   struct ScriptInfo {
     std::string path, sha256, last_error;
@@ -118,12 +120,28 @@ struct Gateway::Impl final : AdminBackend {
     }
   }
 
-  // Attributes each "file:line: message" line of a rejected reload to the script it names.
-  void note_script_errors(const std::string& errors) {
+  // Attributes each "file:line: message" line of a rejected reload to the script it names;
+  // true if any line named a script.
+  bool note_script_errors(const std::string& errors) {
+    bool named = false;
     std::istringstream in(errors);
     for (std::string line; std::getline(in, line);)
       for (auto& [name, info] : scripts)
-        if (!info.path.empty() && line.rfind(info.path + ":", 0) == 0) info.last_error = line;
+        if (!info.path.empty() && line.rfind(info.path + ":", 0) == 0) {
+          info.last_error = line;
+          named = true;
+        }
+    return named;
+  }
+
+  // Whether two snapshots run different script sources (one added, removed or edited).
+  static bool scripts_differ(const Snapshot& a, const Snapshot& b) {
+    auto shas = [](const Snapshot& s) {
+      std::map<std::string, std::string> m;
+      for (const ScriptSource& src : s.scripts) m.emplace(src.name, src.sha256);
+      return m;
+    };
+    return shas(a) != shas(b);
   }
 
   void start_watch() {
@@ -155,6 +173,10 @@ struct Gateway::Impl final : AdminBackend {
           text += "# TYPE gateway_config_reloads_total counter\n";
           text += fmt::format("gateway_config_reloads_total{{result=\"ok\"}} {}\n", reloads_ok);
           text += fmt::format("gateway_config_reloads_total{{result=\"error\"}} {}\n", reloads_failed);
+          text += "# HELP gateway_script_reloads_total Reloads that changed a script (ok) or were rejected for one (error).\n";
+          text += "# TYPE gateway_script_reloads_total counter\n";
+          text += fmt::format("gateway_script_reloads_total{{result=\"ok\"}} {}\n", script_reloads_ok);
+          text += fmt::format("gateway_script_reloads_total{{result=\"error\"}} {}\n", script_reloads_failed);
           g->done(std::move(text));
         });
       });
@@ -178,6 +200,7 @@ struct Gateway::Impl final : AdminBackend {
       std::string frozen = restart_only_change(snapshot->config, next->config);
       if (!frozen.empty()) throw ConfigError(path + ": " + frozen + ": changing this needs a restart");
       if (std::string e = check_scripts(*next); !e.empty()) throw ConfigError(e);
+      if (scripts_differ(*snapshot, *next)) ++script_reloads_ok;
       snapshot = next;
       for (auto& w : workers) w->publish(snapshot);
       ++reloads_ok;
@@ -189,7 +212,7 @@ struct Gateway::Impl final : AdminBackend {
     } catch (const std::exception& e) {
       ++reloads_failed;
       last_reload_error = e.what();
-      note_script_errors(last_reload_error);
+      if (note_script_errors(last_reload_error)) ++script_reloads_failed;
       spdlog::error("config reload rejected; version {} keeps serving:", snapshot->version);
       log_lines(spdlog::level::err, "  ", e.what());
       return false;
@@ -250,7 +273,7 @@ int Gateway::run() {
     g.signals.add(SIGHUP);
     g.signals.add(SIGTERM);
     g.signals.add(SIGINT);
-    for (unsigned i = 0; i < cfg.workers; ++i) g.workers.push_back(std::make_unique<Worker>(i, cfg, access_fd));
+    for (unsigned i = 0; i < cfg.workers; ++i) g.workers.push_back(std::make_unique<Worker>(i, cfg, access_fd, &g.shared));
     if (cfg.admin.enabled) {
       g.admin = std::make_unique<AdminServer>(g.io, cfg.admin.address, g);
       g.admin->start();

@@ -7,6 +7,7 @@ extern "C" {
 
 #include "config/snapshot.hpp"
 #include "lua/bindings.hpp"
+#include "lua/shared_bindings.hpp"
 
 namespace lg::lua {
 namespace {
@@ -46,7 +47,10 @@ void push_conf(lua_State* L, const ConfValue& v, int depth) {
 
 }  // namespace
 
-Engine::Engine() { register_bindings(vm_); }
+Engine::Engine() {
+  register_bindings(vm_);
+  register_shared_bindings(vm_);
+}
 Engine::~Engine() = default;
 
 std::unique_ptr<CompiledScripts> Engine::compile(const Snapshot& snap) {

@@ -9,6 +9,10 @@
 
 #include "lua/vm.hpp"
 
+namespace lg {
+struct SharedState;
+}
+
 namespace lg::lua {
 
 using HeaderPair = std::pair<std::string_view, std::string_view>;
@@ -52,6 +56,7 @@ class ScriptHost {
   // -1 until first used; the engine creates and releases it).
   int ctx_ref = -1;
   std::string_view script_name;  // the script running now, for logs
+  SharedState* shared = nullptr;  // gw.shared and gw.ratelimit (process-wide)
 
  protected:
   ~ScriptHost() = default;

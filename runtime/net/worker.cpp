@@ -26,14 +26,15 @@ std::uint64_t seed_for(unsigned id) {
 }
 }  // namespace
 
-Worker::Worker(unsigned id, const Config& initial, int access_log_fd)
+Worker::Worker(unsigned id, const Config& initial, int access_log_fd, SharedState* shared)
     : id_(id),
       buffers_(block_size_for(initial.limits), 256),  // blocks kept for reuse after a burst
       exchanges_(std::make_unique<ExchangePool>()),
       pool_(*this),
       access_log_(access_log_fd, id),
       ids_(seed_for(id)),
-      engine_(std::make_unique<lua::Engine>()) {
+      engine_(std::make_unique<lua::Engine>()),
+      shared_(shared) {
   headers_.reserve(initial.limits.max_headers + 1);
 }
 

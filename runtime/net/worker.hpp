@@ -13,6 +13,7 @@
 #include "admin/metrics.hpp"
 #include "config/snapshot.hpp"
 #include "core/request_id.hpp"
+#include "core/shared_state.hpp"
 #include "http/message.hpp"
 #include "log/access_log.hpp"
 #include "lua/engine.hpp"
@@ -57,7 +58,7 @@ struct PinnedSnapshot {
 
 class Worker {
  public:
-  Worker(unsigned id, const Config& initial, int access_log_fd);
+  Worker(unsigned id, const Config& initial, int access_log_fd, SharedState* shared);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -93,6 +94,7 @@ class Worker {
   ExchangePool& exchanges() { return *exchanges_; }
   IdGenerator& ids() { return ids_; }
   lua::Engine& engine() { return *engine_; }
+  SharedState* shared_state() { return shared_; }
   std::vector<http::Header>& scratch_headers() { return headers_; }
   bool draining() const { return draining_; }
 
@@ -116,6 +118,7 @@ class Worker {
   AccessLog access_log_;
   IdGenerator ids_;
   std::unique_ptr<lua::Engine> engine_;
+  SharedState* shared_;  // process-wide, owned by the Gateway
   std::vector<http::Header> headers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_set<ClientConnection*> connections_;

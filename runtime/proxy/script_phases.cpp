@@ -24,6 +24,7 @@ bool ClientConnection::run_request_scripts() {
   ScriptRequest& s = x_->script;
   s.reset();
   s.upstreams = &pin_->snap->config.upstreams;
+  s.shared = w_.shared_state();
   s.copy_request(head_, method_, path_, std::string_view(client_ip_, client_ip_len_),
                  std::string_view(request_id_, request_id_len_));
   for (lua::Phase p : {lua::Phase::rewrite, lua::Phase::access}) {

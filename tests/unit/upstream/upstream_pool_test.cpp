@@ -78,7 +78,7 @@ class PoolFixture {
     group.targets.push_back(tc);
     if (tweak) tweak(group);
     Config cfg;  // no listeners; the worker is never started
-    worker = std::make_unique<Worker>(0, cfg, -1);
+    worker = std::make_unique<Worker>(0, cfg, -1, nullptr);
     target = worker->pool().target_for(group.targets[0], group);
   }
   ~PoolFixture() {

@@ -1,0 +1,76 @@
+// Process-wide state scripts share across workers: a key/value dictionary with TTLs and atomic
+// increments (gw.shared) and token buckets by key (gw.ratelimit). Sharded by key hash with one
+// mutex per shard, held for a single map operation, so workers rarely meet on the same lock.
+#pragma once
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace lg {
+
+class SharedDict {
+ public:
+  struct Value {
+    bool is_number = false;
+    double number = 0;
+    std::string text;
+  };
+  enum class Status { ok, not_found, full, not_a_number };
+
+  explicit SharedDict(std::size_t max_entries = 200000, unsigned shards = 64);
+  // ttl_ms <= 0: no expiry. now_ms: a monotonic clock.
+  Status get(std::string_view key, std::int64_t now_ms, Value& out);
+  Status set(std::string_view key, const Value& v, std::int64_t ttl_ms, std::int64_t now_ms);
+  // Adds `delta` to a number (a missing key starts at `init`); returns the new value in `out`.
+  Status incr(std::string_view key, double delta, double init, std::int64_t ttl_ms, std::int64_t now_ms, double& out);
+  bool erase(std::string_view key);
+  std::size_t size();
+
+ private:
+  struct Entry {
+    Value value;
+    std::int64_t expires_ms = 0;  // 0 = never
+  };
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<std::string, Entry> map;
+  };
+  Shard& shard_for(std::string_view key);
+  bool make_room(Shard& s, std::int64_t now_ms);  // caller holds s.mu
+  std::vector<Shard> shards_;
+  std::size_t max_per_shard_;
+};
+
+class TokenBuckets {
+ public:
+  struct Result {
+    bool allowed = false;
+    double remaining = 0;       // tokens left after this take
+    double retry_after_s = 0;   // when refused: until enough tokens are back
+  };
+  explicit TokenBuckets(std::size_t max_buckets = 200000, unsigned shards = 64);
+  // rate: tokens per second; capacity: the bucket's size (burst). A new bucket starts full.
+  Result take(std::string_view key, double rate, double capacity, double cost, std::int64_t now_ms);
+
+ private:
+  struct Bucket {
+    double tokens = 0;
+    std::int64_t updated_ms = 0;
+  };
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<std::string, Bucket> map;
+  };
+  std::vector<Shard> shards_;
+  std::size_t max_per_shard_;
+};
+
+struct SharedState {
+  SharedDict dict;
+  TokenBuckets buckets;
+};
+
+}  // namespace lg

@@ -1,0 +1,103 @@
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "core/shared_state.hpp"
+
+using lg::SharedDict;
+using lg::TokenBuckets;
+
+TEST_CASE("SharedDict: set, get, ttl expiry, delete", "[shared]") {
+  SharedDict d;
+  SharedDict::Value v;
+  v.text = "hello";
+  REQUIRE(d.set("k", v, 1000, 0) == SharedDict::Status::ok);
+  SharedDict::Value out;
+  REQUIRE(d.get("k", 999, out) == SharedDict::Status::ok);
+  CHECK(out.text == "hello");
+  CHECK_FALSE(out.is_number);
+  CHECK(d.get("k", 1000, out) == SharedDict::Status::not_found);  // expired exactly at its deadline
+  v.is_number = true;
+  v.number = 7;
+  REQUIRE(d.set("n", v, 0, 0) == SharedDict::Status::ok);  // no ttl: never expires
+  REQUIRE(d.get("n", 1'000'000'000, out) == SharedDict::Status::ok);
+  CHECK(out.number == 7);
+  CHECK(d.erase("n"));
+  CHECK_FALSE(d.erase("n"));
+}
+
+TEST_CASE("SharedDict: incr starts at init, refuses strings, keeps the ttl of the first write", "[shared]") {
+  SharedDict d;
+  double out = 0;
+  REQUIRE(d.incr("c", 1, 10, 500, 0, out) == SharedDict::Status::ok);
+  CHECK(out == 11);
+  REQUIRE(d.incr("c", 2, 0, 500, 400, out) == SharedDict::Status::ok);
+  CHECK(out == 13);
+  REQUIRE(d.incr("c", 1, 0, 500, 500, out) == SharedDict::Status::ok);  // expired at 500: starts again
+  CHECK(out == 1);
+  SharedDict::Value s;
+  s.text = "x";
+  d.set("s", s, 0, 0);
+  CHECK(d.incr("s", 1, 0, 0, 0, out) == SharedDict::Status::not_a_number);
+}
+
+TEST_CASE("SharedDict: a full shard evicts only expired entries", "[shared]") {
+  SharedDict d(4, 1);  // one shard of 4 entries
+  SharedDict::Value v;
+  v.text = "v";
+  for (int i = 0; i < 3; ++i) REQUIRE(d.set("p" + std::to_string(i), v, 0, 0) == SharedDict::Status::ok);
+  REQUIRE(d.set("t", v, 10, 0) == SharedDict::Status::ok);
+  CHECK(d.set("new", v, 0, 5) == SharedDict::Status::full);   // nothing expired yet
+  CHECK(d.set("new", v, 0, 20) == SharedDict::Status::ok);    // "t" expired and made room
+  CHECK(d.size() == 4);
+}
+
+TEST_CASE("SharedDict: concurrent increments from several threads are exact", "[shared]") {
+  SharedDict d;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&] {
+      double out = 0;
+      for (int i = 0; i < 10000; ++i) d.incr("hits", 1, 0, 0, 0, out);
+    });
+  for (auto& t : ts) t.join();
+  SharedDict::Value v;
+  REQUIRE(d.get("hits", 0, v) == SharedDict::Status::ok);
+  CHECK(v.number == 40000);
+}
+
+TEST_CASE("TokenBuckets: starts full, refills at the rate, reports retry-after", "[shared]") {
+  TokenBuckets b;
+  // 2 tokens per second, burst 3
+  for (int i = 0; i < 3; ++i) {
+    auto r = b.take("k", 2, 3, 1, 0);
+    CHECK(r.allowed);
+    CHECK(r.remaining == 2 - i);
+  }
+  auto r = b.take("k", 2, 3, 1, 0);
+  CHECK_FALSE(r.allowed);
+  CHECK(r.retry_after_s == Approx(0.5));
+  CHECK_FALSE(b.take("k", 2, 3, 1, 400).allowed);  // 0.8 tokens after 400 ms
+  CHECK(b.take("k", 2, 3, 1, 500).allowed);        // 1.0 after 500 ms
+  CHECK(b.take("other", 2, 3, 1, 500).allowed);    // keys are independent
+  auto big = b.take("k", 2, 3, 1, 100'000);         // a long pause refills only up to the burst
+  CHECK(big.allowed);
+  CHECK(big.remaining == 2);
+}
+
+TEST_CASE("TokenBuckets: cost larger than one and exact totals across threads", "[shared]") {
+  TokenBuckets b;
+  CHECK(b.take("c", 1, 10, 4, 0).allowed);
+  CHECK(b.take("c", 1, 10, 4, 0).allowed);
+  CHECK_FALSE(b.take("c", 1, 10, 4, 0).allowed);
+  std::atomic<int> allowed{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) allowed += b.take("shared", 0.0001, 100, 1, 0).allowed;
+    });
+  for (auto& t : ts) t.join();
+  CHECK(allowed.load() == 100);
+}
