@@ -13,6 +13,7 @@ extern "C" {
 #include <string>
 
 #include "core/json_escape.hpp"
+#include "lua/lib_bindings.hpp"
 #include "lua/sandbox.hpp"
 #include "lua/script_host.hpp"
 
@@ -448,6 +449,7 @@ void register_bindings(Vm& vm) {
   };
   for (const auto& f : fns) vm.register_function(f.name, f.fn);
   install_gw_ctx(vm.state());
+  register_lib_bindings(vm);
 }
 
 void release_request(lua_State* L, ScriptHost& h) {
