@@ -363,6 +363,23 @@ int resp_clear_header(lua_State* L) {
   return 0;
 }
 
+// ---- gw.consumer ----------------------------------------------------------------------------
+
+// gw.consumer.set(id): the authenticated caller, for logs and later phases.
+int consumer_set(lua_State* L) {
+  require_phase(L, "gw.consumer.set", kBeforeUpstream);
+  const std::string_view id = arg_string(L, 1);
+  if (id.empty() || id.size() > 128 || !valid_value(id)) luaL_error(L, "gw.consumer.set: the id must be 1..128 printable bytes");
+  host(L).set_consumer(id);
+  return 0;
+}
+int consumer_get(lua_State* L) {
+  const std::string_view id = host(L).consumer();
+  if (id.empty()) lua_pushnil(L);
+  else push(L, id);
+  return 1;
+}
+
 // ---- gw.log -------------------------------------------------------------------------------
 
 // Arguments concatenated as they are (like ngx.log), non-strings by type name.
@@ -444,6 +461,7 @@ void register_bindings(Vm& vm) {
       {"response.exit", resp_exit},                 {"response.get_status", resp_get_status},
       {"response.get_header", resp_get_header},     {"response.set_header", resp_set_header},
       {"response.clear_header", resp_clear_header},
+      {"consumer.set", consumer_set},             {"consumer.get", consumer_get},
       {"log.info", log_at<spdlog::level::info>},    {"log.warn", log_at<spdlog::level::warn>},
       {"log.err", log_at<spdlog::level::err>},      {"get_ctx", ctx_get},
   };

@@ -52,6 +52,10 @@ class ScriptHost {
   virtual void resp_set_header(std::string_view name, std::string_view value) = 0;
   virtual void resp_clear_header(std::string_view name) = 0;
 
+  // gw.consumer: who authenticated (set by an auth script in rewrite/access; logged).
+  virtual void set_consumer(std::string_view id) = 0;
+  virtual std::string_view consumer() const = 0;
+
   // gw.ctx: one Lua table per request, shared by its phases and scripts (registry reference,
   // -1 until first used; the engine creates and releases it).
   int ctx_ref = -1;

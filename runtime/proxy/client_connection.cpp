@@ -328,6 +328,7 @@ void ClientConnection::account_request() {
   }
   if (target_) r.upstream_addr = target_->key;
   r.client_ip = std::string_view(client_ip_, client_ip_len_);
+  if (scripted_ && x_) r.consumer = x_->script.consumer_id;
   r.status = status_;
   r.latency_s = latency;
   r.upstream_latency_s = upstream_latency_s_;

@@ -37,6 +37,7 @@ void ScriptRequest::reset() {
   exit_body.clear();
   status = 0;
   resp_headers = nullptr;
+  consumer_id.clear();
   ctx_ref = -1;
   current = lua::Phase::rewrite;
 }

@@ -68,6 +68,9 @@ class ScriptRequest final : public lua::ScriptHost {
     return {(*resp_headers)[i].name, (*resp_headers)[i].value};
   }
   void resp_set_header(std::string_view name, std::string_view value) override;
+  void set_consumer(std::string_view id) override { consumer_id.assign(id); }
+  std::string_view consumer() const override { return consumer_id; }
+  std::string consumer_id;
   void resp_clear_header(std::string_view name) override;
 };
 
