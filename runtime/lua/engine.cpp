@@ -5,6 +5,8 @@ extern "C" {
 #include <lua.h>
 }
 
+#include <algorithm>
+
 #include "config/snapshot.hpp"
 #include "lua/bindings.hpp"
 #include "lua/shared_bindings.hpp"
@@ -45,6 +47,70 @@ void push_conf(lua_State* L, const ConfValue& v, int depth) {
   }
 }
 
+const char* conf_type(const ConfValue& v) {
+  switch (v.kind) {
+    case ConfValue::Kind::null: return "nil";
+    case ConfValue::Kind::boolean: return "boolean";
+    case ConfValue::Kind::number: return "number";
+    case ConfValue::Kind::string: return "string";
+    default: return "table";
+  }
+}
+
+// Checks `conf` against a script's schema ({ field = { type =, required =, default = } }) and
+// fills defaults into the config table at `table_idx`. Returns "config.field: message" or "".
+std::string validate_conf(lua_State* L, int schema_ref, const ConfValue& conf, int table_idx) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, schema_ref);
+  const int schema = lua_gettop(L);
+  std::string err;
+  for (const auto& [name, value] : conf.fields) {
+    lua_pushlstring(L, name.data(), name.size());
+    lua_rawget(L, schema);  // raw reads only: no metamethod of the script runs outside a budget
+    if (!lua_istable(L, -1)) {
+      err = "config." + name + ": unknown field (the script's schema does not declare it)";
+    } else {
+      lua_pushliteral(L, "type");
+      lua_rawget(L, -2);
+      const char* want = lua_tostring(L, -1);
+      if (want && std::string_view(want) != "any" && std::string_view(want) != conf_type(value))
+        err = "config." + name + ": expected " + want + ", got " + conf_type(value);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (!err.empty()) break;
+  }
+  lua_pushnil(L);
+  while (err.empty() && lua_next(L, schema)) {  // key at -2, field spec at -1
+    if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1)) {
+      std::size_t n = 0;
+      const char* name = lua_tolstring(L, -2, &n);
+      lua_pushlstring(L, name, n);
+      lua_rawget(L, table_idx);
+      const bool present = !lua_isnil(L, -1);
+      lua_pop(L, 1);
+      if (!present) {
+        lua_pushliteral(L, "default");
+        lua_rawget(L, -2);
+        if (!lua_isnil(L, -1)) {
+          lua_pushlstring(L, name, n);
+          lua_insert(L, -2);
+          lua_rawset(L, table_idx);
+        } else {
+          lua_pop(L, 1);
+          lua_pushliteral(L, "required");
+          lua_rawget(L, -2);
+          if (lua_toboolean(L, -1)) err = std::string("config.") + std::string(name, n) + ": required";
+          lua_pop(L, 1);
+        }
+      }
+    }
+    lua_pop(L, 1);
+  }
+  if (!err.empty()) lua_pop(L, 1);  // lua_next left its key on the stack when we broke out
+  lua_settop(L, schema - 1);
+  return err;
+}
+
 }  // namespace
 
 Engine::Engine() {
@@ -64,14 +130,26 @@ std::unique_ptr<CompiledScripts> Engine::compile(const Snapshot& snap) {
     c->handles[i].name = s.name;
   }
   lua_State* L = vm_.state();
+  const std::size_t globals = snap.config.scripts.global.size();
   c->conf_refs.resize(snap.route_scripts.size());
   for (std::size_t r = 0; r < snap.route_scripts.size(); ++r) {
-    for (const ScriptAttachment& a : snap.route_scripts[r]) {
-      if (a.ref->config.kind == ConfValue::Kind::null) {
+    for (std::size_t i = 0; i < snap.route_scripts[r].size(); ++i) {
+      const ScriptAttachment& a = snap.route_scripts[r][i];
+      const int schema = c->handles[a.script].schema_ref;
+      if (a.ref->config.kind == ConfValue::Kind::null && schema < 0) {
         c->conf_refs[r].push_back(-1);
         continue;
       }
-      push_conf(L, a.ref->config, 0);
+      if (a.ref->config.kind == ConfValue::Kind::null) lua_newtable(L);  // defaults go somewhere
+      else push_conf(L, a.ref->config, 0);
+      if (schema >= 0) {
+        const std::string e = validate_conf(L, schema, a.ref->config, lua_gettop(L));
+        const std::string where = i < globals ? "scripts.global[" + std::to_string(i) + "]"
+                                              : "routes[" + std::to_string(r) + "].scripts[" + std::to_string(i - globals) + "]";
+        const std::string line = snap.config.path + ":" + std::to_string(a.ref->line) + ": " + where + "." + e;
+        if (!e.empty() && std::find(c->config_errors.begin(), c->config_errors.end(), line) == c->config_errors.end())
+          c->config_errors.push_back(line);
+      }
       c->conf_refs[r].push_back(luaL_ref(L, LUA_REGISTRYINDEX));
     }
   }
@@ -139,11 +217,12 @@ std::string check_scripts(const Snapshot& snap) {
   Engine engine;
   auto c = engine.compile(snap);
   std::string out;
-  for (const std::string& e : c->errors) {
-    if (e.empty()) continue;
-    if (!out.empty()) out += '\n';
-    out += e;
-  }
+  for (const auto* list : {&c->errors, &c->config_errors})
+    for (const std::string& e : *list) {
+      if (e.empty()) continue;
+      if (!out.empty()) out += '\n';
+      out += e;
+    }
   engine.release(*c);
   return out;
 }

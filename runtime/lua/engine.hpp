@@ -21,6 +21,9 @@ struct CompiledScripts {
   std::vector<ScriptHandle> handles;        // per Snapshot::scripts; handlers_ref -1 if it failed
   std::vector<std::string> errors;          // per script: "" or "file:line: message"
   std::vector<std::vector<int>> conf_refs;  // per route, per attachment: its config table (-1: none)
+  // "file:line: routes[0].scripts[1].config.header: expected string, got number" for attachments
+  // whose config does not match the script's schema.
+  std::vector<std::string> config_errors;
 };
 
 struct PhaseReport {

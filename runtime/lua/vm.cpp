@@ -348,7 +348,12 @@ bool Vm::load(std::string_view chunkname, std::string_view source, const Budget&
     if (f[0] == 'v' && lua_type(L, -1) == LUA_TSTRING) out.version = lua_tostring(L, -1);
     lua_pop(L, 1);
   }
-  if (phases == 0) return fail(chunk + ": the script defines no phase handler (rewrite, access, response, body, log)");
+  if (phases == 0)
+    return fail(chunk + ":" + std::to_string(line_of_return(source)) +
+                ": the script defines no phase handler (rewrite, access, response, body, log)");
+  lua_pushliteral(L, "schema");  // kept to validate each route's config against it
+  lua_rawget(L, result);
+  out.schema_ref = lua_istable(L, -1) ? luaL_ref(L, LUA_REGISTRYINDEX) : (lua_pop(L, 1), -1);
   lua_pushvalue(L, handlers);
   out.handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   out.env_ref = env_ref;
@@ -363,7 +368,8 @@ void Vm::unload(ScriptHandle& h) {
   lua_State* L = impl_->L;
   if (h.handlers_ref >= 0) luaL_unref(L, LUA_REGISTRYINDEX, h.handlers_ref);
   if (h.env_ref >= 0) luaL_unref(L, LUA_REGISTRYINDEX, h.env_ref);
-  h.handlers_ref = h.env_ref = -1;
+  if (h.schema_ref >= 0) luaL_unref(L, LUA_REGISTRYINDEX, h.schema_ref);
+  h.handlers_ref = h.env_ref = h.schema_ref = -1;
   h.phases = 0;
 }
 

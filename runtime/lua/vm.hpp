@@ -43,6 +43,7 @@ struct ScriptHandle {
   std::string version;       // the script's optional `version` field
   int handlers_ref = -1;     // registry reference to the returned table
   int env_ref = -1;          // registry reference to the script's environment
+  int schema_ref = -1;       // registry reference to its `schema` table, if it declares one
   std::uint8_t phases = 0;   // bit (1 << Phase) for each handler present
   bool has(Phase p) const { return phases & (1u << static_cast<unsigned>(p)); }
 };
