@@ -132,9 +132,12 @@ std::unique_ptr<CompiledScripts> Engine::compile(const Snapshot& snap) {
   lua_State* L = vm_.state();
   const std::size_t globals = snap.config.scripts.global.size();
   c->conf_refs.resize(snap.route_scripts.size());
+  c->route_phases.assign(snap.route_scripts.size(), 0);
   for (std::size_t r = 0; r < snap.route_scripts.size(); ++r) {
     for (std::size_t i = 0; i < snap.route_scripts[r].size(); ++i) {
       const ScriptAttachment& a = snap.route_scripts[r][i];
+      const ScriptHandle& h = c->handles[a.script];
+      c->route_phases[r] |= h.handlers_ref >= 0 ? h.phases : 0xff;
       const int schema = c->handles[a.script].schema_ref;
       if (a.ref->config.kind == ConfValue::Kind::null && schema < 0) {
         c->conf_refs[r].push_back(-1);

@@ -21,6 +21,9 @@ struct CompiledScripts {
   std::vector<ScriptHandle> handles;        // per Snapshot::scripts; handlers_ref -1 if it failed
   std::vector<std::string> errors;          // per script: "" or "file:line: message"
   std::vector<std::vector<int>> conf_refs;  // per route, per attachment: its config table (-1: none)
+  // Per route: bit (1 << Phase) set when any of its scripts handles that phase, so the proxy can
+  // skip a phase no script defines (a script that failed to load sets every bit: it must fail).
+  std::vector<std::uint8_t> route_phases;
   // "file:line: routes[0].scripts[1].config.header: expected string, got number" for attachments
   // whose config does not match the script's schema.
   std::vector<std::string> config_errors;

@@ -20,14 +20,22 @@ const char* outcome_kind(lua::Outcome o) {
 }
 }  // namespace
 
+namespace {
+constexpr std::uint8_t bit(lua::Phase p) { return static_cast<std::uint8_t>(1u << static_cast<unsigned>(p)); }
+}  // namespace
+
 bool ClientConnection::run_request_scripts() {
   ScriptRequest& s = x_->script;
+  const std::uint8_t phases = pin_->scripts->route_phases[route_index_];
   s.reset();
   s.upstreams = &pin_->snap->config.upstreams;
   s.shared = w_.shared_state();
-  s.copy_request(head_, method_, path_, std::string_view(client_ip_, client_ip_len_),
-                 std::string_view(request_id_, request_id_len_));
+  // Later phases run after the read buffer moved on: only then is the request copied.
+  const bool later = phases & (bit(lua::Phase::response) | bit(lua::Phase::body) | bit(lua::Phase::log));
+  s.bind_request(head_, method_, path_, std::string_view(client_ip_, client_ip_len_),
+                 std::string_view(request_id_, request_id_len_), later);
   for (lua::Phase p : {lua::Phase::rewrite, lua::Phase::access}) {
+    if (!(phases & bit(p))) continue;
     s.current = p;
     const lua::PhaseReport r = w_.engine().run_phase(*pin_->snap, *pin_->scripts, route_index_, p, s);
     if (r.verdict == lua::PhaseReport::failed) {
@@ -43,6 +51,7 @@ bool ClientConnection::run_request_scripts() {
 }
 
 bool ClientConnection::run_response_scripts(const http::ResponseHead& resp) {
+  if (!(pin_->scripts->route_phases[route_index_] & bit(lua::Phase::response))) return true;
   ScriptRequest& s = x_->script;
   s.current = lua::Phase::response;
   s.status = resp.status;
@@ -57,6 +66,10 @@ bool ClientConnection::run_response_scripts(const http::ResponseHead& resp) {
 
 void ClientConnection::run_log_scripts() {
   ScriptRequest& s = x_->script;
+  if (!(pin_->scripts->route_phases[route_index_] & bit(lua::Phase::log))) {
+    w_.engine().end_request(s);
+    return;
+  }
   s.current = lua::Phase::log;
   s.status = status_;
   s.resp_headers = nullptr;

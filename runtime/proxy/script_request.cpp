@@ -29,6 +29,7 @@ void clear_in(HeaderEdits& e, std::string_view name) {
 
 void ScriptRequest::reset() {
   headers.clear();
+  live_headers = nullptr;
   up_edits.clear();
   resp_edits.clear();
   path_set = query_set = has_exit = false;
@@ -42,16 +43,28 @@ void ScriptRequest::reset() {
   current = lua::Phase::rewrite;
 }
 
-void ScriptRequest::copy_request(const http::RequestHead& head, std::string_view m, std::string_view norm_path,
-                                 std::string_view ip, std::string_view request_id) {
-  method.assign(m);
-  path.assign(norm_path);
-  raw_path.assign(head.path);
-  query.assign(head.has_query ? head.query : std::string_view{});
-  host.assign(head.host);
-  client_ip.assign(ip);
-  id.assign(request_id);
+void ScriptRequest::bind_request(const http::RequestHead& head, std::string_view m, std::string_view norm_path,
+                                 std::string_view ip, std::string_view request_id, bool copy) {
+  method = m;
+  path = norm_path;
+  client_ip = ip;
+  id = request_id;
+  const std::string_view q = head.has_query ? head.query : std::string_view{};
   headers.clear();
+  if (!copy) {
+    raw_path = head.path;
+    query = q;
+    host = head.host;
+    live_headers = head.headers;
+    return;
+  }
+  own_raw_path.assign(head.path);
+  own_query.assign(q);
+  own_host.assign(head.host);
+  raw_path = own_raw_path;
+  query = own_query;
+  host = own_host;
+  live_headers = nullptr;
   for (const http::Header& h : *head.headers) headers.emplace_back(std::string(h.name), std::string(h.value));
 }
 

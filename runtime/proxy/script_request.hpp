@@ -16,10 +16,14 @@ namespace lg {
 
 class ScriptRequest final : public lua::ScriptHost {
  public:
-  // Request facts, copied by the proxy before the first phase.
+  // Request facts. Views into the connection's buffers while rewrite/access run (the head is
+  // still in the read buffer then); copied into the owned strings below only when a response or
+  // log handler will read them after the buffer has moved on.
   lua::Phase current = lua::Phase::rewrite;
-  std::string method, path, raw_path, query, host, scheme = "http", client_ip, id;
-  std::vector<std::pair<std::string, std::string>> headers;
+  std::string_view method, path, raw_path, query, host, scheme = "http", client_ip, id;
+  const std::vector<http::Header>* live_headers = nullptr;  // view mode
+  std::vector<std::pair<std::string, std::string>> headers;  // copy mode
+  std::string own_raw_path, own_query, own_host;
   const std::vector<UpstreamConfig>* upstreams = nullptr;  // of the pinned snapshot, for set_upstream
 
   // What scripts changed.
@@ -37,8 +41,10 @@ class ScriptRequest final : public lua::ScriptHost {
   const std::vector<http::Header>* resp_headers = nullptr;
 
   void reset();
-  void copy_request(const http::RequestHead& head, std::string_view method, std::string_view norm_path,
-                    std::string_view client_ip, std::string_view request_id);
+  // `method`, `norm_path`, `client_ip` and `request_id` must outlive the request (the proxy's own
+  // fields); the head's parts are copied when `copy` is set, else viewed.
+  void bind_request(const http::RequestHead& head, std::string_view method, std::string_view norm_path,
+                    std::string_view client_ip, std::string_view request_id, bool copy);
 
   lua::Phase phase() const override { return current; }
   std::string_view req_method() const override { return method; }
@@ -49,8 +55,11 @@ class ScriptRequest final : public lua::ScriptHost {
   std::string_view req_scheme() const override { return scheme; }
   std::string_view req_client_ip() const override { return client_ip; }
   std::string_view request_id() const override { return id; }
-  std::size_t req_header_count() const override { return headers.size(); }
-  lua::HeaderPair req_header(std::size_t i) const override { return {headers[i].first, headers[i].second}; }
+  std::size_t req_header_count() const override { return live_headers ? live_headers->size() : headers.size(); }
+  lua::HeaderPair req_header(std::size_t i) const override {
+    if (live_headers) return {(*live_headers)[i].name, (*live_headers)[i].value};
+    return {headers[i].first, headers[i].second};
+  }
 
   void up_set_header(std::string_view name, std::string_view value, bool add) override;
   void up_clear_header(std::string_view name) override;
