@@ -363,6 +363,27 @@ int resp_clear_header(lua_State* L) {
   return 0;
 }
 
+int resp_get_body(lua_State* L) {
+  require_phase(L, "gw.response.get_body", bit(Phase::body));
+  push(L, host(L).resp_body());
+  return 1;
+}
+int resp_set_body(lua_State* L) {
+  require_phase(L, "gw.response.set_body", bit(Phase::body));
+  std::size_t n = 0;
+  const char* b = nullptr;
+  if (lua_type(L, 1) == LUA_TTABLE) {  // a table is sent as JSON, like gw.response.exit
+    std::string json;
+    encode_json(L, 1, json, 0);
+    json.push_back('\n');
+    host(L).set_resp_body(json);
+    return 0;
+  }
+  b = luaL_checklstring(L, 1, &n);
+  host(L).set_resp_body({b, n});
+  return 0;
+}
+
 // ---- gw.consumer ----------------------------------------------------------------------------
 
 // gw.consumer.set(id): the authenticated caller, for logs and later phases.
@@ -460,7 +481,8 @@ void register_bindings(Vm& vm) {
       {"service.request.set_raw_query", svc_set_raw_query}, {"service.set_upstream", svc_set_upstream},
       {"response.exit", resp_exit},                 {"response.get_status", resp_get_status},
       {"response.get_header", resp_get_header},     {"response.set_header", resp_set_header},
-      {"response.clear_header", resp_clear_header},
+      {"response.clear_header", resp_clear_header}, {"response.get_body", resp_get_body},
+      {"response.set_body", resp_set_body},
       {"consumer.set", consumer_set},             {"consumer.get", consumer_get},
       {"log.info", log_at<spdlog::level::info>},    {"log.warn", log_at<spdlog::level::warn>},
       {"log.err", log_at<spdlog::level::err>},      {"get_ctx", ctx_get},

@@ -51,6 +51,9 @@ class ScriptHost {
   virtual HeaderPair resp_header(std::size_t i) const = 0;
   virtual void resp_set_header(std::string_view name, std::string_view value) = 0;
   virtual void resp_clear_header(std::string_view name) = 0;
+  // The whole response body, buffered for the body phase.
+  virtual std::string_view resp_body() const = 0;
+  virtual void set_resp_body(std::string_view body) = 0;
 
   // gw.consumer: who authenticated (set by an auth script in rewrite/access; logged).
   virtual void set_consumer(std::string_view id) = 0;

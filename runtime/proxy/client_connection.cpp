@@ -371,6 +371,7 @@ void ClientConnection::reset_for_next_request() {
   target_ = nullptr;
   status_ = 0;
   scripted_ = false;
+  buffering_ = false;
   in_request_ = false;
   response_started_ = false;
   request_body_done_ = true;

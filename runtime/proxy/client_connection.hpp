@@ -84,6 +84,8 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   void run_log_scripts();
   void script_failed(const lua::PhaseReport& report);
   void respond_script_exit();
+  void start_buffered_response(const http::ResponseHead& resp);  // the route has body handlers
+  void collect_response_body();
   void assign_request_id(std::string_view client_value);
   void write_client(ClientWrite kind, iovec* iov, std::size_t n);
   void write_client(ClientWrite kind, const void* p, std::size_t n);
@@ -139,6 +141,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   bool in_request_ = false;
   bool head_unconsumed_ = false;    // the parsed head still sits at the front of rbuf_
   bool scripted_ = false;           // the route has scripts: x_->script holds their state
+  bool buffering_ = false;          // the response body is collected for the body phase
   std::uint32_t route_index_ = 0;
   bool accounted_ = true;           // the request in progress was logged and counted
   bool response_started_ = false;   // bytes of a response reached the client

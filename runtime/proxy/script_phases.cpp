@@ -112,3 +112,75 @@ void ClientConnection::respond_script_exit() {
 }
 
 }  // namespace lg
+
+namespace lg {
+
+// Body handlers see the whole response: it is collected (bounded by the route's body limit),
+// handed to the body phase, then sent with a Content-Length of what the scripts left.
+void ClientConnection::start_buffered_response(const http::ResponseHead& resp) {
+  ScriptRequest& s = x_->script;
+  s.body.clear();
+  s.saved_resp_headers.clear();
+  for (const http::Header& h : *resp.headers) {
+    const std::string_view n = h.name;
+    if (http::iequals(n, "connection") || http::iequals(n, "keep-alive") || http::iequals(n, "transfer-encoding") ||
+        http::iequals(n, "content-length") || http::iequals(n, "te") || http::iequals(n, "trailer") ||
+        http::iequals(n, "upgrade") || http::iequals(n, "proxy-connection") || s.resp_edits.drops(n))
+      continue;
+    s.saved_resp_headers.emplace_back(std::string(h.name), std::string(h.value));
+  }
+  for (const auto& kv : s.resp_edits.set) s.saved_resp_headers.push_back(kv);
+  for (const auto& kv : s.resp_edits.add) s.saved_resp_headers.push_back(kv);
+  buffering_ = true;
+  resp_chunked_out_ = false;  // collect plain data spans
+  resp_head_pending_ = false;
+  up_->buf.consume(resp.head_bytes);
+  resp_scan_.reset();
+  phase_ = Phase::sending_response;
+  collect_response_body();
+}
+
+void ClientConnection::collect_response_body() {
+  ScriptRequest& s = x_->script;
+  std::size_t n = 0;
+  bool finished = false;
+  http::ParseResult err = http::ParseResult::more();
+  const std::size_t consumed = frame_response_body(n, finished, err);
+  if (err.kind == http::ParseResult::error) {
+    upstream_failed(BackendError::invalid_response, 502, "invalid response body from upstream");
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) s.body.append(static_cast<const char*>(x_->iov[i].iov_base), x_->iov[i].iov_len);
+  up_->buf.consume(consumed);
+  const std::uint64_t limit = route_->max_body_bytes.value_or(pin_->snap->config.limits.max_body_bytes);
+  if (s.body.size() > limit) {
+    release_upstream(false);
+    respond_error(502, "upstream response larger than the body phase allows", false);
+    return;
+  }
+  if (!finished) {
+    waiting_on_client_ = false;
+    set_deadline(read_timeout_ms());
+    up_->start_read();
+    return;
+  }
+  release_upstream(upstream_reusable_ && up_->buf.empty() && !early_response_);
+  s.current = lua::Phase::body;
+  s.status = status_;
+  s.resp_headers = nullptr;
+  const lua::PhaseReport r = w_.engine().run_phase(*pin_->snap, *pin_->scripts, route_index_, lua::Phase::body, s);
+  if (r.verdict == lua::PhaseReport::failed) {
+    script_failed(r);
+    return;
+  }
+  x_->out_head.clear();
+  write_local_response(x_->out_head, status_, head_request_ ? std::string_view{} : std::string_view(s.body),
+                       "application/octet-stream", s.saved_resp_headers, std::string_view(request_id_, request_id_len_),
+                       !keep_alive_);
+  phase_ = Phase::responding;
+  response_started_ = true;
+  set_deadline(w_.limits().send_timeout.count());
+  write_client(ClientWrite::error_response, x_->out_head.data(), x_->out_head.size());
+}
+
+}  // namespace lg

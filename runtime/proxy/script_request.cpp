@@ -39,6 +39,8 @@ void ScriptRequest::reset() {
   status = 0;
   resp_headers = nullptr;
   consumer_id.clear();
+  body.clear();
+  saved_resp_headers.clear();
   ctx_ref = -1;
   current = lua::Phase::rewrite;
 }

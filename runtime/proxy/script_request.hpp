@@ -77,6 +77,10 @@ class ScriptRequest final : public lua::ScriptHost {
     return {(*resp_headers)[i].name, (*resp_headers)[i].value};
   }
   void resp_set_header(std::string_view name, std::string_view value) override;
+  std::string_view resp_body() const override { return body; }
+  void set_resp_body(std::string_view b) override { body.assign(b); }
+  std::string body;  // the buffered response body (body phase)
+  std::vector<std::pair<std::string, std::string>> saved_resp_headers;  // for the rebuilt head
   void set_consumer(std::string_view id) override { consumer_id.assign(id); }
   std::string_view consumer() const override { return consumer_id; }
   std::string consumer_id;

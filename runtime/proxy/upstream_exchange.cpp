@@ -275,6 +275,11 @@ void ClientConnection::start_response(const http::ResponseHead& resp) {
   if (!request_body_done_) keep_alive_ = false;
   if (drain_requested_ || w_.draining()) keep_alive_ = false;
   if (scripted_ && !run_response_scripts(resp)) return;
+  if (scripted_ && resp_body_ != http::BodyKind::none &&
+      (pin_->scripts->route_phases[route_index_] & (1u << static_cast<unsigned>(lua::Phase::body)))) {
+    start_buffered_response(resp);
+    return;
+  }
   ClientResponseOptions o;
   if (scripted_) o.edits = &x_->script.resp_edits;
   o.request_id = std::string_view(request_id_, request_id_len_);
@@ -291,6 +296,10 @@ void ClientConnection::start_response(const http::ResponseHead& resp) {
 }
 
 void ClientConnection::send_response_part() {
+  if (buffering_) {
+    collect_response_body();
+    return;
+  }
   std::size_t n = 0;
   if (resp_head_pending_) x_->iov[n++] = make_iov(x_->out_head.data(), x_->out_head.size());
   bool finished = false;

@@ -78,6 +78,21 @@ class ExamplesTest(unittest.TestCase):
         canary = sum(self.get("/app/x")[1].get("x-backend") == "canary" for _ in range(200))
         self.assertTrue(2 <= canary <= 50, f"{canary} of 200 went to the canary (configured 10%)")
 
+    def test_json_filter_body_phase(self):
+        st, h, body = self.get("/filtered/echo")
+        self.assertEqual(st, 200, body)
+        obj = __import__("json").loads(body)
+        self.assertEqual(obj.get("backend"), "stable")
+        self.assertNotIn("headers", obj)
+        self.assertNotIn("body", obj)
+        self.assertEqual(h.get("content-length"), str(len(body)))
+        self.assertEqual(h.get("x-filtered"), "1")
+        # the connection stays usable after a buffered response
+        st2, _, body2 = self.get("/filtered/echo")
+        self.assertEqual(st2, 200)
+        st3, _, _ = self.get("/filtered/stream?bytes=100")  # not JSON: passed through unchanged
+        self.assertEqual(st3, 200)
+
     def test_api_key_shared_and_rate_limited(self):
         st, h, body = self.get("/api/echo")
         self.assertEqual(st, 401, body)
