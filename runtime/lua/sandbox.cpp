@@ -1,6 +1,7 @@
 #include "lua/sandbox.hpp"
 
 #include <lua.hpp>
+#include <cstring>
 #include <string>
 
 #include "lua/budget.hpp"
@@ -115,6 +116,22 @@ void to_proxy(lua_State* L) {
   mark_protected(L, -1);
 }
 
+// base[name] = a read-only proxy of a copy of G[name], without the field `skip`.
+void copy_library(lua_State* L, int G, int base, const char* name, const char* skip) {
+  lua_getfield(L, G, name);
+  const int real = lua_gettop(L);
+  lua_newtable(L);
+  for (lua_pushnil(L); lua_next(L, real); lua_pop(L, 1)) {
+    if (skip && lua_type(L, -2) == LUA_TSTRING && std::strcmp(lua_tostring(L, -2), skip) == 0) continue;
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, real + 1);
+  }
+  to_proxy(L);
+  lua_setfield(L, base, name);
+  lua_settop(L, real - 1);
+}
+
 void copy_field(lua_State* L, int from, int to, const char* name) {
   lua_getfield(L, from, name);
   lua_setfield(L, to, name);
@@ -202,29 +219,9 @@ int build_sandbox(lua_State* L) {
   lua_setfield(L, base, "table");
   lua_settop(L, base);
 
-  lua_getfield(L, G, "math");
-  const int rmath = lua_gettop(L);
-  lua_newtable(L);
-  for (lua_pushnil(L); lua_next(L, rmath); lua_pop(L, 1)) {
-    if (lua_type(L, -2) == LUA_TSTRING && std::string(lua_tostring(L, -2)) == "randomseed") continue;
-    lua_pushvalue(L, -2);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, rmath + 1);
-  }
-  to_proxy(L);
-  lua_setfield(L, base, "math");
-  lua_settop(L, base);
-
-  lua_getfield(L, G, "bit");
-  lua_newtable(L);
-  for (lua_pushnil(L); lua_next(L, base + 1); lua_pop(L, 1)) {
-    lua_pushvalue(L, -2);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, base + 2);
-  }
-  to_proxy(L);
-  lua_setfield(L, base, "bit");
-  lua_settop(L, base);
+  // math without randomseed (a shared generator's seed is not a script's to set), and bit.
+  copy_library(L, G, base, "math", "randomseed");
+  copy_library(L, G, base, "bit", nullptr);
 
   lua_getfield(L, G, "os");
   lua_newtable(L);
