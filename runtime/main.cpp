@@ -10,9 +10,7 @@
 #include "lua/engine.hpp"
 
 #include <algorithm>
-#include <filesystem>
 #include <vector>
-#include <fstream>
 #include <sstream>
 
 namespace {
@@ -31,37 +29,12 @@ const char* config_arg(int argc, char** argv) {
   return nullptr;
 }
 
-// Compiles every *.lua of the scripts folder, used by a route or not, so a broken file is found
-// before a route starts naming it. Returns the errors, one per line.
-std::string check_script_folder(const lg::Snapshot& s, std::size_t& count) {
-  namespace fs = std::filesystem;
-  std::string errors;
-  std::error_code ec;
-  if (!fs::is_directory(s.scripts_dir, ec)) return errors;
-  lg::lua::Engine engine;
-  lg::lua::Budget budget;
-  budget.cpu_ms = std::max<std::int64_t>(200, s.config.scripts.cpu.count() * 4);
-  budget.memory_bytes = s.config.scripts.memory;
-  for (const auto& entry : fs::directory_iterator(s.scripts_dir, ec)) {
-    if (entry.path().extension() != ".lua" || !entry.is_regular_file()) continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    lg::lua::ScriptHandle h;
-    std::string err;
-    ++count;
-    if (engine.vm().load(entry.path().lexically_normal().string(), text.str(), budget, h, err)) engine.vm().unload(h);
-    else errors += (errors.empty() ? "" : "\n") + err;
-  }
-  return errors;
-}
-
 int check(const char* path) {
   try {
     auto s = lg::build_snapshot(path, 1);
     std::string errors = lg::lua::check_scripts(*s);
     std::size_t scripts = 0;
-    const std::string folder = check_script_folder(*s, scripts);
+    const std::string folder = lg::lua::check_script_dir(*s, scripts);
     if (!folder.empty()) errors += (errors.empty() ? "" : "\n") + folder;
     if (!errors.empty()) {
       // A script both used and in the folder fails twice: print each line once.

@@ -13,6 +13,7 @@ extern "C" {
 #include <string>
 
 #include "core/json_escape.hpp"
+#include "http/message.hpp"
 #include "lua/lib_bindings.hpp"
 #include "lua/sandbox.hpp"
 #include "lua/script_host.hpp"
@@ -36,29 +37,9 @@ void require_phase(lua_State* L, const char* fn, unsigned allowed) {
   if (!(allowed & (1u << static_cast<unsigned>(p))))
     luaL_error(L, "%s: not allowed in the %s phase", fn, phase_name(p));
 }
-constexpr unsigned bit(Phase p) { return 1u << static_cast<unsigned>(p); }
-constexpr unsigned kBeforeUpstream = bit(Phase::rewrite) | bit(Phase::access);
+constexpr unsigned kBeforeUpstream = phase_bit(Phase::rewrite) | phase_bit(Phase::access);
 
-bool ieq(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
-}
-
-bool valid_name(std::string_view n) {
-  if (n.empty() || n.size() > 256) return false;
-  for (unsigned char c : n) {
-    const bool tchar = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                       std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
-    if (!tchar) return false;
-  }
-  return true;
-}
+bool valid_name(std::string_view n) { return n.size() <= 256 && http::detail::is_token(n); }
 
 bool valid_value(std::string_view v) {
   if (v.size() > 8192) return false;
@@ -97,7 +78,7 @@ int req_get_header(lua_State* L) {
   ScriptHost& h = host(L);
   for (std::size_t i = 0; i < h.req_header_count(); ++i) {
     const HeaderPair p = h.req_header(i);
-    if (ieq(p.first, name)) {
+    if (http::iequals(p.first, name)) {
       push(L, p.second);
       return 1;
     }
@@ -334,17 +315,17 @@ int resp_exit(lua_State* L) {
 }
 
 int resp_get_status(lua_State* L) {
-  require_phase(L, "gw.response.get_status", bit(Phase::response) | bit(Phase::body) | bit(Phase::log));
+  require_phase(L, "gw.response.get_status", phase_bit(Phase::response) | phase_bit(Phase::body) | phase_bit(Phase::log));
   lua_pushinteger(L, host(L).resp_status());
   return 1;
 }
 int resp_get_header(lua_State* L) {
-  require_phase(L, "gw.response.get_header", bit(Phase::response) | bit(Phase::body) | bit(Phase::log));
+  require_phase(L, "gw.response.get_header", phase_bit(Phase::response) | phase_bit(Phase::body) | phase_bit(Phase::log));
   const std::string_view name = arg_string(L, 1);
   ScriptHost& h = host(L);
   for (std::size_t i = 0; i < h.resp_header_count(); ++i) {
     const HeaderPair p = h.resp_header(i);
-    if (ieq(p.first, name)) {
+    if (http::iequals(p.first, name)) {
       push(L, p.second);
       return 1;
     }
@@ -353,23 +334,23 @@ int resp_get_header(lua_State* L) {
   return 1;
 }
 int resp_set_header(lua_State* L) {
-  require_phase(L, "gw.response.set_header", bit(Phase::response));
+  require_phase(L, "gw.response.set_header", phase_bit(Phase::response));
   host(L).resp_set_header(checked_name(L, 1, "gw.response.set_header"), checked_value(L, 2, "gw.response.set_header"));
   return 0;
 }
 int resp_clear_header(lua_State* L) {
-  require_phase(L, "gw.response.clear_header", bit(Phase::response));
+  require_phase(L, "gw.response.clear_header", phase_bit(Phase::response));
   host(L).resp_clear_header(checked_name(L, 1, "gw.response.clear_header"));
   return 0;
 }
 
 int resp_get_body(lua_State* L) {
-  require_phase(L, "gw.response.get_body", bit(Phase::body));
+  require_phase(L, "gw.response.get_body", phase_bit(Phase::body));
   push(L, host(L).resp_body());
   return 1;
 }
 int resp_set_body(lua_State* L) {
-  require_phase(L, "gw.response.set_body", bit(Phase::body));
+  require_phase(L, "gw.response.set_body", phase_bit(Phase::body));
   std::size_t n = 0;
   const char* b = nullptr;
   if (lua_type(L, 1) == LUA_TTABLE) {  // a table is sent as JSON, like gw.response.exit

@@ -6,6 +6,9 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "config/snapshot.hpp"
 #include "lua/bindings.hpp"
@@ -228,6 +231,27 @@ std::string check_scripts(const Snapshot& snap) {
     }
   engine.release(*c);
   return out;
+}
+
+std::string check_script_dir(const Snapshot& snap, std::size_t& count) {
+  namespace fs = std::filesystem;
+  std::string errors;
+  std::error_code ec;
+  if (!fs::is_directory(snap.scripts_dir, ec)) return errors;
+  Engine engine;
+  const Budget budget = load_budget(snap);
+  for (const auto& entry : fs::directory_iterator(snap.scripts_dir, ec)) {
+    if (entry.path().extension() != ".lua" || !entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    ScriptHandle h;
+    std::string err;
+    ++count;
+    if (engine.vm().load(entry.path().lexically_normal().string(), text.str(), budget, h, err)) engine.vm().unload(h);
+    else errors += (errors.empty() ? "" : "\n") + err;
+  }
+  return errors;
 }
 
 }  // namespace lg::lua

@@ -57,4 +57,8 @@ class Engine {
 // is published). Returns the errors, one "file:line: message" per line; empty when all load.
 std::string check_scripts(const Snapshot& snap);
 
+// Compiles every *.lua of the snapshot's scripts folder, used by a route or not, so a broken file
+// is found before a route names it. Sets `count` to the files read; returns the errors.
+std::string check_script_dir(const Snapshot& snap, std::size_t& count);
+
 }  // namespace lg::lua

@@ -4,6 +4,8 @@
 // outside and is malformed (base64, JSON) returns nil, err.
 #include "lua/lib_bindings.hpp"
 
+#include "core/clock.hpp"
+
 extern "C" {
 #include <lauxlib.h>
 #include <lua.h>
@@ -183,9 +185,7 @@ int time_now(lua_State* L) {
 }
 
 int time_monotonic_ms(lua_State* L) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now().time_since_epoch());
-  lua_pushnumber(L, static_cast<lua_Number>(ms.count()));
+  lua_pushnumber(L, static_cast<lua_Number>(monotonic_ms()));
   return 1;
 }
 

@@ -7,9 +7,9 @@ extern "C" {
 #include <lua.h>
 }
 
-#include <chrono>
 #include <cmath>
 
+#include "core/clock.hpp"
 #include "core/shared_state.hpp"
 #include "lua/script_host.hpp"
 #include "lua/vm.hpp"
@@ -19,11 +19,6 @@ namespace {
 
 constexpr std::size_t kMaxKey = 256;
 constexpr std::size_t kMaxValue = 64 * 1024;
-
-std::int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
-}
 
 SharedState& shared(lua_State* L, const char* fn) {
   auto* h = static_cast<ScriptHost*>(Vm::current_request(L));
@@ -55,7 +50,7 @@ int push_status_error(lua_State* L, SharedDict::Status st) {
 int shared_get(lua_State* L) {
   SharedState& s = shared(L, "gw.shared.get");
   SharedDict::Value v;
-  if (s.dict.get(key_arg(L, "gw.shared.get"), now_ms(), v) != SharedDict::Status::ok) {
+  if (s.dict.get(key_arg(L, "gw.shared.get"), monotonic_ms(), v) != SharedDict::Status::ok) {
     lua_pushnil(L);
     return 1;
   }
@@ -79,7 +74,7 @@ int shared_set(lua_State* L) {
   } else {
     luaL_error(L, "gw.shared.set: the value must be a string or a number");
   }
-  const auto st = s.dict.set(key, v, ttl_arg(L, 3, "gw.shared.set"), now_ms());
+  const auto st = s.dict.set(key, v, ttl_arg(L, 3, "gw.shared.set"), monotonic_ms());
   if (st != SharedDict::Status::ok) return push_status_error(L, st);
   lua_pushboolean(L, 1);
   return 1;
@@ -91,7 +86,7 @@ int shared_incr(lua_State* L) {
   const double delta = luaL_optnumber(L, 2, 1);
   const double init = luaL_optnumber(L, 3, 0);
   double out = 0;
-  const auto st = s.dict.incr(key, delta, init, ttl_arg(L, 4, "gw.shared.incr"), now_ms(), out);
+  const auto st = s.dict.incr(key, delta, init, ttl_arg(L, 4, "gw.shared.incr"), monotonic_ms(), out);
   if (st != SharedDict::Status::ok) return push_status_error(L, st);
   lua_pushnumber(L, out);
   return 1;
@@ -127,7 +122,7 @@ int ratelimit_take(lua_State* L) {
   const double burst = spec_number(L, "burst", limit, fn);
   const double cost = spec_number(L, "cost", 1, fn);
   if (!(burst >= 1) || !(cost > 0)) luaL_error(L, "%s: spec.burst must be >= 1 and spec.cost > 0", fn);
-  const TokenBuckets::Result r = s.buckets.take(key, limit / per, burst, cost, now_ms());
+  const TokenBuckets::Result r = s.buckets.take(key, limit / per, burst, cost, monotonic_ms());
   lua_pushboolean(L, r.allowed);
   lua_pushnumber(L, r.remaining);
   lua_pushnumber(L, std::ceil(r.retry_after_s * 1000) / 1000);

@@ -17,6 +17,7 @@ namespace lg::lua {
 
 enum class Phase : std::uint8_t { rewrite, access, response, body, log, count_ };
 const char* phase_name(Phase p);
+constexpr unsigned phase_bit(Phase p) { return 1u << static_cast<unsigned>(p); }
 
 struct Budget {
   std::int64_t cpu_ms = 50;                  // wall time the handler may run (checked by a count hook)
@@ -45,7 +46,7 @@ struct ScriptHandle {
   int env_ref = -1;          // registry reference to the script's environment
   int schema_ref = -1;       // registry reference to its `schema` table, if it declares one
   std::uint8_t phases = 0;   // bit (1 << Phase) for each handler present
-  bool has(Phase p) const { return phases & (1u << static_cast<unsigned>(p)); }
+  bool has(Phase p) const { return phases & phase_bit(p); }
 };
 
 class Vm {

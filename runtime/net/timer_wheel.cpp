@@ -4,11 +4,6 @@
 
 namespace lg {
 
-std::int64_t monotonic_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
-}
-
 void TimerWheel::add(Timed* t) {
   if (t->linked_) return;
   t->prev_ = nullptr;

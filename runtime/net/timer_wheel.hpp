@@ -4,9 +4,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/clock.hpp"
+
 namespace lg {
 
-std::int64_t monotonic_ms();
 
 class Timed {
  public:

@@ -251,8 +251,16 @@ void ClientConnection::respond_error(std::uint16_t status, const char* message, 
     close_now();
     return;
   }
-  status_ = status;
   if (request_id_len_ == 0) assign_request_id({});
+  if (up_) release_upstream(false);
+  exchange();
+  const bool must_close = prepare_local_answer(status, close);
+  write_error_response(x_->out_head, status, message, std::string_view(request_id_, request_id_len_), must_close, allow);
+  send_local_answer();
+}
+
+bool ClientConnection::prepare_local_answer(std::uint16_t status, bool close) {
+  status_ = status;
   if (head_unconsumed_) {  // answered locally: the next request starts after this head
     rbuf_.consume(head_.head_bytes);
     head_unconsumed_ = false;
@@ -261,14 +269,15 @@ void ClientConnection::respond_error(std::uint16_t status, const char* message, 
   // With request body bytes unread the next request's first byte is unknown: close.
   const bool must_close = close || !request_body_done_ || !keep_alive_ || drain_requested_ || w_.draining();
   keep_alive_ = !must_close;
-  if (up_) release_upstream(false);
-  exchange();
   x_->out_head.clear();
-  write_error_response(x_->out_head, status, message, std::string_view(request_id_, request_id_len_), must_close, allow);
+  return must_close;
+}
+
+void ClientConnection::send_local_answer() {
   phase_ = Phase::responding;
   response_started_ = true;
   set_deadline(w_.limits().send_timeout.count());
-  write_client(ClientWrite::error_response, x_->out_head.data(), x_->out_head.size());
+  write_client(ClientWrite::local_answer, x_->out_head.data(), x_->out_head.size());
 }
 
 void ClientConnection::write_client(ClientWrite kind, iovec* iov, std::size_t n) {
@@ -294,7 +303,7 @@ void ClientConnection::on_written(Stream&, int err) {
     return;
   }
   switch (kind) {
-    case ClientWrite::error_response: finish_request(); return;
+    case ClientWrite::local_answer: finish_request(); return;
     case ClientWrite::continue_100: send_continue_then_read_body(); return;
     case ClientWrite::response_part: on_response_part_written(err); return;
     case ClientWrite::tunnel:

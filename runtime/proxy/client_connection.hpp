@@ -64,7 +64,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
     tunnel, responding, lingering, closed
   };
   // What the client write in flight is, so its completion knows what comes next.
-  enum class ClientWrite : std::uint8_t { none, error_response, continue_100, response_part, tunnel };
+  enum class ClientWrite : std::uint8_t { none, local_answer, continue_100, response_part, tunnel };
 
   // client_connection.cpp: the client side
   void read_client();
@@ -72,6 +72,10 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   void handle_request();
   void prepare_upstream_head();
   void respond_error(std::uint16_t status, const char* message, bool close, std::uint16_t allow = 0);
+  // A response the gateway builds itself into x_->out_head: prepare (status, head consumed,
+  // keep-alive decided; returns whether to close), write the head, then send.
+  bool prepare_local_answer(std::uint16_t status, bool close);
+  void send_local_answer();
   void finish_request();
   void reset_for_next_request();
   void close_gracefully();

@@ -85,6 +85,10 @@ struct ClientResponseOptions {
 void write_client_response_head(std::string& out, const http::ResponseHead& resp,
                                 const ClientResponseOptions& opts);
 
+// Response fields the gateway never copies from an upstream: hop-by-hop ones and the ones it
+// re-derives (framing, X-Request-ID).
+bool gateway_owned_response_field(std::string_view name);
+
 // A gateway-generated response: small JSON body {"error","status","request_id"}.
 // `allow` (Method bits) adds an Allow header for 405.
 void write_error_response(std::string& out, std::uint16_t status, std::string_view message,

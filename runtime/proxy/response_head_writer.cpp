@@ -33,6 +33,8 @@ bool dropped(std::string_view n, bool upgrade) {
 
 }  // namespace
 
+bool gateway_owned_response_field(std::string_view name) { return dropped(name, false); }
+
 void write_client_response_head(std::string& out, const http::ResponseHead& resp,
                                 const ClientResponseOptions& opts) {
   out.append("HTTP/1.1 ", 9);

@@ -20,10 +20,6 @@ const char* outcome_kind(lua::Outcome o) {
 }
 }  // namespace
 
-namespace {
-constexpr std::uint8_t bit(lua::Phase p) { return static_cast<std::uint8_t>(1u << static_cast<unsigned>(p)); }
-}  // namespace
-
 bool ClientConnection::run_request_scripts() {
   ScriptRequest& s = x_->script;
   const std::uint8_t phases = pin_->scripts->route_phases[route_index_];
@@ -31,11 +27,11 @@ bool ClientConnection::run_request_scripts() {
   s.upstreams = &pin_->snap->config.upstreams;
   s.shared = w_.shared_state();
   // Later phases run after the read buffer moved on: only then is the request copied.
-  const bool later = phases & (bit(lua::Phase::response) | bit(lua::Phase::body) | bit(lua::Phase::log));
+  const bool later = phases & (lua::phase_bit(lua::Phase::response) | lua::phase_bit(lua::Phase::body) | lua::phase_bit(lua::Phase::log));
   s.bind_request(head_, method_, path_, std::string_view(client_ip_, client_ip_len_),
                  std::string_view(request_id_, request_id_len_), later);
   for (lua::Phase p : {lua::Phase::rewrite, lua::Phase::access}) {
-    if (!(phases & bit(p))) continue;
+    if (!(phases & lua::phase_bit(p))) continue;
     s.current = p;
     const lua::PhaseReport r = w_.engine().run_phase(*pin_->snap, *pin_->scripts, route_index_, p, s);
     if (r.verdict == lua::PhaseReport::failed) {
@@ -51,7 +47,7 @@ bool ClientConnection::run_request_scripts() {
 }
 
 bool ClientConnection::run_response_scripts(const http::ResponseHead& resp) {
-  if (!(pin_->scripts->route_phases[route_index_] & bit(lua::Phase::response))) return true;
+  if (!(pin_->scripts->route_phases[route_index_] & lua::phase_bit(lua::Phase::response))) return true;
   ScriptRequest& s = x_->script;
   s.current = lua::Phase::response;
   s.status = resp.status;
@@ -66,7 +62,7 @@ bool ClientConnection::run_response_scripts(const http::ResponseHead& resp) {
 
 void ClientConnection::run_log_scripts() {
   ScriptRequest& s = x_->script;
-  if (!(pin_->scripts->route_phases[route_index_] & bit(lua::Phase::log))) {
+  if (!(pin_->scripts->route_phases[route_index_] & lua::phase_bit(lua::Phase::log))) {
     w_.engine().end_request(s);
     return;
   }
@@ -94,21 +90,10 @@ void ClientConnection::script_failed(const lua::PhaseReport& r) {
 
 void ClientConnection::respond_script_exit() {
   ScriptRequest& s = x_->script;
-  if (head_unconsumed_) {
-    rbuf_.consume(head_.head_bytes);
-    head_unconsumed_ = false;
-    scan_.reset();
-  }
-  status_ = static_cast<std::uint16_t>(s.exit_status);
-  const bool must_close = !request_body_done_ || !keep_alive_ || drain_requested_ || w_.draining();
-  keep_alive_ = !must_close;
-  x_->out_head.clear();
+  const bool must_close = prepare_local_answer(static_cast<std::uint16_t>(s.exit_status), false);
   write_local_response(x_->out_head, status_, s.exit_body, s.exit_type, s.exit_headers,
                        std::string_view(request_id_, request_id_len_), must_close);
-  phase_ = Phase::responding;
-  response_started_ = true;
-  set_deadline(w_.limits().send_timeout.count());
-  write_client(ClientWrite::error_response, x_->out_head.data(), x_->out_head.size());
+  send_local_answer();
 }
 
 }  // namespace lg
@@ -122,11 +107,7 @@ void ClientConnection::start_buffered_response(const http::ResponseHead& resp) {
   s.body.clear();
   s.saved_resp_headers.clear();
   for (const http::Header& h : *resp.headers) {
-    const std::string_view n = h.name;
-    if (http::iequals(n, "connection") || http::iequals(n, "keep-alive") || http::iequals(n, "transfer-encoding") ||
-        http::iequals(n, "content-length") || http::iequals(n, "te") || http::iequals(n, "trailer") ||
-        http::iequals(n, "upgrade") || http::iequals(n, "proxy-connection") || s.resp_edits.drops(n))
-      continue;
+    if (gateway_owned_response_field(h.name) || s.resp_edits.drops(h.name)) continue;
     s.saved_resp_headers.emplace_back(std::string(h.name), std::string(h.value));
   }
   for (const auto& kv : s.resp_edits.set) s.saved_resp_headers.push_back(kv);
@@ -177,10 +158,7 @@ void ClientConnection::collect_response_body() {
   write_local_response(x_->out_head, status_, head_request_ ? std::string_view{} : std::string_view(s.body),
                        "application/octet-stream", s.saved_resp_headers, std::string_view(request_id_, request_id_len_),
                        !keep_alive_);
-  phase_ = Phase::responding;
-  response_started_ = true;
-  set_deadline(w_.limits().send_timeout.count());
-  write_client(ClientWrite::error_response, x_->out_head.data(), x_->out_head.size());
+  send_local_answer();
 }
 
 }  // namespace lg

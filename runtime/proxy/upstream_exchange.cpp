@@ -276,7 +276,7 @@ void ClientConnection::start_response(const http::ResponseHead& resp) {
   if (drain_requested_ || w_.draining()) keep_alive_ = false;
   if (scripted_ && !run_response_scripts(resp)) return;
   if (scripted_ && resp_body_ != http::BodyKind::none &&
-      (pin_->scripts->route_phases[route_index_] & (1u << static_cast<unsigned>(lua::Phase::body)))) {
+      (pin_->scripts->route_phases[route_index_] & lua::phase_bit(lua::Phase::body))) {
     start_buffered_response(resp);
     return;
   }
