@@ -14,53 +14,13 @@ extern "C" {
 
 #include "core/json_escape.hpp"
 #include "http/message.hpp"
+#include "lua/binding_util.hpp"
 #include "lua/lib_bindings.hpp"
 #include "lua/sandbox.hpp"
 #include "lua/script_host.hpp"
 
 namespace lg::lua {
 namespace {
-
-ScriptHost& host(lua_State* L) { return *static_cast<ScriptHost*>(Vm::current_request(L)); }
-
-std::string_view arg_string(lua_State* L, int i) {
-  std::size_t n = 0;
-  const char* s = luaL_checklstring(L, i, &n);
-  return {s, n};
-}
-
-void push(lua_State* L, std::string_view s) { lua_pushlstring(L, s.data(), s.size()); }
-
-// Raises unless the running phase is one of `allowed` (bits of Phase).
-void require_phase(lua_State* L, const char* fn, unsigned allowed) {
-  const Phase p = host(L).phase();
-  if (!(allowed & (1u << static_cast<unsigned>(p))))
-    luaL_error(L, "%s: not allowed in the %s phase", fn, phase_name(p));
-}
-constexpr unsigned kBeforeUpstream = phase_bit(Phase::rewrite) | phase_bit(Phase::access);
-
-bool valid_name(std::string_view n) { return n.size() <= 256 && http::detail::is_token(n); }
-
-bool valid_value(std::string_view v) {
-  if (v.size() > 8192) return false;
-  for (unsigned char c : v)
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-  return true;
-}
-
-std::string_view checked_name(lua_State* L, int i, const char* fn) {
-  std::string_view n = arg_string(L, i);
-  if (!valid_name(n)) luaL_error(L, "%s: invalid header name", fn);
-  return n;
-}
-
-std::string_view checked_value(lua_State* L, int i, const char* fn) {
-  // Numbers are accepted like strings; anything else is a misuse.
-  if (!lua_isstring(L, i)) luaL_error(L, "%s: header value must be a string", fn);
-  std::string_view v = arg_string(L, i);
-  if (!valid_value(v)) luaL_error(L, "%s: header value contains control characters or is too long", fn);
-  return v;
-}
 
 // ---- gw.request ---------------------------------------------------------------------------
 

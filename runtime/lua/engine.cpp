@@ -11,6 +11,7 @@ extern "C" {
 #include <sstream>
 
 #include "config/snapshot.hpp"
+#include "lua/async_bindings.hpp"
 #include "lua/bindings.hpp"
 #include "lua/shared_bindings.hpp"
 
@@ -119,6 +120,7 @@ std::string validate_conf(lua_State* L, int schema_ref, const ConfValue& conf, i
 Engine::Engine() {
   register_bindings(vm_);
   register_shared_bindings(vm_);
+  register_async_bindings(vm_);
 }
 Engine::~Engine() = default;
 
@@ -173,11 +175,40 @@ void Engine::release(CompiledScripts& c) {
   c.handles.clear();
 }
 
+namespace {
+
+// Settles one handler's run; true when the phase goes on with the next script.
+bool settle(RunResult& r, const ScriptHost& host, PhaseReport& report) {
+  report.script = host.script_name;
+  if (r.outcome == Outcome::yielded) {
+    report.verdict = PhaseReport::waiting;
+    return false;
+  }
+  if (r.outcome != Outcome::ok) {
+    report.verdict = PhaseReport::failed;
+    report.outcome = r.outcome;
+    report.message = std::move(r.message);
+    return false;
+  }
+  if (host.exited()) {
+    report.verdict = PhaseReport::responded;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 PhaseReport Engine::run_phase(const Snapshot& snap, const CompiledScripts& c, std::uint32_t route, Phase p,
                               ScriptHost& host) {
+  return run_from(snap, c, route, p, host, 0);
+}
+
+PhaseReport Engine::run_from(const Snapshot& snap, const CompiledScripts& c, std::uint32_t route, Phase p,
+                             ScriptHost& host, std::size_t first) {
   PhaseReport report;
   const auto& attachments = snap.route_scripts[route];
-  for (std::size_t i = 0; i < attachments.size(); ++i) {
+  for (std::size_t i = first; i < attachments.size(); ++i) {
     const ScriptAttachment& a = attachments[i];
     const ScriptHandle& h = c.handles[a.script];
     host.script_name = snap.scripts[a.script].name;
@@ -191,32 +222,43 @@ PhaseReport Engine::run_phase(const Snapshot& snap, const CompiledScripts& c, st
     if (!h.has(p)) continue;
     const int conf = c.conf_refs[route][i];
     const Budget budget{a.cpu_ms, static_cast<std::size_t>(a.memory)};
-    RunResult r = vm_.run(h, p, budget, &host, [conf](lua_State* L) {
-      if (conf >= 0) lua_rawgeti(L, LUA_REGISTRYINDEX, conf);
-      else lua_pushnil(L);
-      return 1;
-    });
-    if (r.outcome == Outcome::yielded) {  // nothing may wait yet: a handler must finish in one go
-      r.outcome = Outcome::runtime_error;
-      r.message = snap.scripts[a.script].path + ": a handler yielded, which is not supported";
-    }
-    if (r.outcome != Outcome::ok) {
-      report.verdict = PhaseReport::failed;
-      report.outcome = r.outcome;
-      report.message = std::move(r.message);
-      report.script = host.script_name;
-      return report;
-    }
-    if (host.exited()) {
-      report.verdict = PhaseReport::responded;
-      report.script = host.script_name;
-      return report;
-    }
+    host.wait = Wait::none;
+    host.waiting_at = static_cast<std::uint16_t>(i);
+    RunResult r = vm_.run(
+        h, p, budget, &host,
+        [conf](lua_State* L) {
+          if (conf >= 0) lua_rawgeti(L, LUA_REGISTRYINDEX, conf);
+          else lua_pushnil(L);
+          return 1;
+        },
+        &host.suspended);
+    if (!settle(r, host, report)) return report;
   }
+  report.script = {};
   return report;
 }
 
-void Engine::end_request(ScriptHost& host) { release_request(vm_.state(), host); }
+PhaseReport Engine::resume_phase(const Snapshot& snap, const CompiledScripts& c, std::uint32_t route, Phase p,
+                                 ScriptHost& host) {
+  PhaseReport report;
+  const std::size_t at = host.waiting_at;
+  host.script_name = snap.scripts[snap.route_scripts[route][at].script].name;
+  const Wait was = host.wait;
+  host.wait = Wait::none;
+  RunResult r = vm_.resume(host.suspended, &host, [&host, was](lua_State* L) { return push_wait_results(L, host, was); });
+  if (!settle(r, host, report)) return report;
+  return run_from(snap, c, route, p, host, at + 1);
+}
+
+void Engine::abandon(ScriptHost& host) {
+  vm_.abandon(host.suspended);
+  host.wait = Wait::none;
+}
+
+void Engine::end_request(ScriptHost& host) {
+  abandon(host);
+  release_request(vm_.state(), host);
+}
 
 std::string check_scripts(const Snapshot& snap) {
   if (snap.scripts.empty()) return {};

@@ -30,7 +30,9 @@ struct CompiledScripts {
 };
 
 struct PhaseReport {
-  enum Verdict : std::uint8_t { next, responded, failed } verdict = next;
+  // waiting: a handler waits in a host call (host.wait says on what); call resume_phase() when
+  // the wait is over, or abandon() if the request goes away.
+  enum Verdict : std::uint8_t { next, responded, failed, waiting } verdict = next;
   Outcome outcome = Outcome::ok;  // for failed
   std::string message;            // for failed: "scripts/x.lua:3: ..." (logs only)
   std::string_view script;        // the script that responded or failed
@@ -47,9 +49,16 @@ class Engine {
   // first script that fails or answers (gw.response.exit).
   PhaseReport run_phase(const Snapshot& snap, const CompiledScripts& c, std::uint32_t route, Phase p,
                         ScriptHost& host);
-  void end_request(ScriptHost& host);  // drops the request's gw.ctx
+  // Continues the phase after its wait ended: the waiting handler gets its results, then the
+  // scripts after it run.
+  PhaseReport resume_phase(const Snapshot& snap, const CompiledScripts& c, std::uint32_t route, Phase p,
+                           ScriptHost& host);
+  void abandon(ScriptHost& host);      // drops a waiting handler
+  void end_request(ScriptHost& host);  // drops the request's gw.ctx (and a waiting handler)
 
  private:
+  PhaseReport run_from(const Snapshot& snap, const CompiledScripts& c, std::uint32_t route, Phase p,
+                       ScriptHost& host, std::size_t first);
   Vm vm_;
 };
 

@@ -16,6 +16,28 @@ struct SharedState;
 namespace lg::lua {
 
 using HeaderPair = std::pair<std::string_view, std::string_view>;
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// One sub-request of gw.http.request / gw.http.multi, to a named upstream of the snapshot.
+struct HttpCall {
+  std::uint32_t upstream = 0;  // index into the snapshot's upstreams
+  std::string method = "GET";
+  std::string path = "/";      // origin-form, may carry "?query"
+  HeaderList headers;
+  std::string body;
+  bool has_body = false;
+  std::int64_t timeout_ms = 0;  // whole call (connect + send + response); 0: the upstream's read timeout
+};
+
+struct HttpResult {
+  int status = 0;          // 0 when the call failed
+  HeaderList headers;      // names lower-cased
+  std::string body;
+  std::string error;       // "timeout", "connect failed", ... when status == 0
+};
+
+// What a waiting host call is waiting for (what its resume pushes).
+enum class Wait : std::uint8_t { none, sleep, http_one, http_multi, body };
 
 class ScriptHost {
  public:
@@ -58,6 +80,22 @@ class ScriptHost {
   // gw.consumer: who authenticated (set by an auth script in rewrite/access; logged).
   virtual void set_consumer(std::string_view id) = 0;
   virtual std::string_view consumer() const = 0;
+
+  // Calls that wait (gw.sleep, gw.http.*, gw.request.get_body). start_* begins the wait and
+  // returns "" (the binding then yields; the owner resumes the handler when the wait ends), or
+  // a runtime error for `nil, err`. `wait` says what the resume pushes.
+  virtual std::string start_sleep(std::int64_t ms) = 0;
+  virtual std::string start_http(std::vector<HttpCall>& calls) = 0;  // results in http_results
+  virtual int find_upstream(std::string_view name) const = 0;        // -1: unknown
+  virtual std::string start_read_body() = 0;                         // then req_body()
+  virtual bool body_read() const = 0;                                // the body is buffered
+  virtual std::string_view req_body() const = 0;
+  virtual void up_set_body(std::string_view body) = 0;
+  virtual void up_set_method(std::string_view method) = 0;
+  Wait wait = Wait::none;
+  std::vector<HttpResult> http_results;
+  Suspended suspended;        // the handler waiting now
+  std::uint16_t waiting_at = 0;  // its attachment index in the route's script list
 
   // gw.ctx: one Lua table per request, shared by its phases and scripts (registry reference,
   // -1 until first used; the engine creates and releases it).

@@ -107,8 +107,9 @@ struct Vm::Impl {
 
   // Runs the function on top of L's stack in a new coroutine under `rs` (popping it). The first
   // result, when `keep_result`, is left on L's stack (nil if none) after a successful run.
+  // A handler that waits in a host call is kept in `*suspended` (or dropped when null).
   RunResult execute(RunState& rs, std::string_view chunk, const std::function<int(lua_State*)>* push_args,
-                    bool keep_result) {
+                    bool keep_result, Suspended* suspended) {
     lua_State* co = spare;
     int co_ref = spare_ref;
     spare = nullptr;
@@ -118,19 +119,31 @@ struct Vm::Impl {
     }
     lua_xmove(L, co, 1);
     int nargs = 0;
-    // Outside the budget. A Lua error while pushing (out of memory, a failed luaL_checkstack)
-    // is raised on a coroutine that is not running: with LuaJIT's external (C++-compatible)
-    // unwinding it reaches the catch (...) below instead of the panic function.
+    if (!push_on(co, co_ref, chunk, push_args, nargs)) return {Outcome::runtime_error, std::string(chunk) + ": error while pushing the handler's arguments"};
+    return drive(rs, co, co_ref, nargs, chunk, keep_result, suspended);
+  }
+
+  // Pushes arguments outside the budget. A Lua error while pushing (out of memory, a failed
+  // luaL_checkstack) is raised on a coroutine that is not running: with LuaJIT's external
+  // (C++-compatible) unwinding it reaches the catch (...) below instead of the panic function.
+  bool push_on(lua_State* co, int co_ref, std::string_view, const std::function<int(lua_State*)>* push,
+               int& nargs) {
     try {
-      nargs = push_args ? (*push_args)(co) : 0;
+      nargs = push ? (*push)(co) : 0;
     } catch (const std::exception&) {
       lua_settop(co, 0);
       luaL_unref(L, LUA_REGISTRYINDEX, co_ref);
       throw;
     } catch (...) {
       luaL_unref(L, LUA_REGISTRYINDEX, co_ref);  // the thread is dropped, not reused
-      return {Outcome::runtime_error, std::string(chunk) + ": error while pushing the handler's arguments"};
+      return false;
     }
+    return true;
+  }
+
+  // Resumes `co` with `nargs` values on its stack under `rs` and settles the outcome.
+  RunResult drive(RunState& rs, lua_State* co, int co_ref, int nargs, std::string_view chunk, bool keep_result,
+                  Suspended* suspended) {
     rs.root = co;
     const std::size_t before = gov.in_use();
     gov.begin(&rs, rs.memory_bytes);
@@ -139,17 +152,26 @@ struct Vm::Impl {
     gov.end();
 
     RunResult res;
+    bool keep_co = false;
     if (st == 0) {
       if (keep_result) {
         lua_settop(co, std::min(lua_gettop(co), 1));
         if (lua_gettop(co) == 0) lua_pushnil(L);
         else lua_xmove(co, L, 1);
       }
-    } else if (st == LUA_YIELD) {
-      // Only a host function can get here (scripts cannot yield the handler's coroutine). Until
-      // the host has a resume() API the coroutine is abandoned.
+    } else if (st == LUA_YIELD && suspended && !rs.killed()) {
+      // A host call waits: keep the coroutine and what is left of the budget.
       res.outcome = Outcome::yielded;
-      res.message = std::string(chunk) + ": handler yielded to the host";
+      const std::size_t used = gov.in_use() > before ? gov.in_use() - before : 0;
+      suspended->co = co;
+      suspended->co_ref = co_ref;
+      suspended->cpu_left_ns = std::max<std::int64_t>(rs.deadline_ns - detail::monotonic_ns(), 0);
+      suspended->memory_left = used < rs.memory_bytes ? rs.memory_bytes - used : 0;
+      lua_settop(co, 0);
+      keep_co = true;
+    } else if (st == LUA_YIELD) {
+      res.outcome = Outcome::runtime_error;
+      res.message = std::string(chunk) + ": a host call waited where waiting is not possible";
     } else if (rs.cpu_killed || rs.mem_killed) {
       const bool cpu = rs.cpu_killed;
       res.outcome = cpu ? Outcome::cpu_exceeded : Outcome::memory_exceeded;
@@ -161,12 +183,14 @@ struct Vm::Impl {
       res.outcome = Outcome::runtime_error;
       res.message = error_text(co, chunk);
     }
-    lua_settop(co, 0);
-    if (st == 0 && !spare) {  // a coroutine that returned can run the next handler
-      spare = co;
-      spare_ref = co_ref;
-    } else {
-      luaL_unref(L, LUA_REGISTRYINDEX, co_ref);
+    if (!keep_co) {
+      lua_settop(co, 0);
+      if (st == 0 && !spare) {  // a coroutine that returned can run the next handler
+        spare = co;
+        spare_ref = co_ref;
+      } else {
+        luaL_unref(L, LUA_REGISTRYINDEX, co_ref);
+      }
     }
     // A killed run may leave up to its whole budget as garbage (and LuaJIT keeps its string
     // buffer at its largest size until a collection shrinks it). A full collection of that
@@ -303,7 +327,7 @@ bool Vm::load(std::string_view chunkname, std::string_view source, const Budget&
   const int env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_setfenv(L, -2);
 
-  RunResult r = impl_->execute(rs, chunk, nullptr, true);
+  RunResult r = impl_->execute(rs, chunk, nullptr, true, nullptr);
   const auto fail = [&](std::string msg) {
     err = std::move(msg);
     luaL_unref(L, LUA_REGISTRYINDEX, env_ref);
@@ -374,7 +398,7 @@ void Vm::unload(ScriptHandle& h) {
 }
 
 RunResult Vm::run(const ScriptHandle& script, Phase phase, const Budget& budget, void* request,
-                  const std::function<int(lua_State*)>& push_args) {
+                  const std::function<int(lua_State*)>& push_args, Suspended* suspended) {
   lua_State* L = impl_->L;
   const std::string_view chunk = script.chunkname.empty() ? std::string_view(script.name) : script.chunkname;
   if (!script.has(phase) || script.handlers_ref < 0)
@@ -386,7 +410,41 @@ RunResult Vm::run(const ScriptHandle& script, Phase phase, const Budget& budget,
   lua_remove(L, -2);
   RunState rs;
   impl_->start(rs, Mode::handler, budget, request);
-  return impl_->execute(rs, chunk, push_args ? &push_args : nullptr, false);
+  if (suspended) {
+    suspended->budget = budget;
+    suspended->chunkname.assign(chunk);
+  }
+  return impl_->execute(rs, chunk, push_args ? &push_args : nullptr, false, suspended);
+}
+
+RunResult Vm::resume(Suspended& s, void* request, const std::function<int(lua_State*)>& push_results) {
+  if (!s.active()) return {Outcome::runtime_error, s.chunkname + ": resume of a handler that is not waiting"};
+  if (impl_->gov.run()) return {Outcome::runtime_error, s.chunkname + ": Vm::resume called while a script is running"};
+  lua_State* co = s.co;
+  const int co_ref = s.co_ref;
+  s.co = nullptr;
+  s.co_ref = -1;
+  int nargs = 0;
+  if (!impl_->push_on(co, co_ref, s.chunkname, &push_results, nargs))
+    return {Outcome::runtime_error, s.chunkname + ": error while pushing a wait's results"};
+  RunState rs;
+  impl_->start(rs, Mode::handler, s.budget, request);
+  rs.deadline_ns = detail::monotonic_ns() + s.cpu_left_ns;  // waiting is not charged
+  rs.memory_bytes = s.memory_left;
+  return impl_->drive(rs, co, co_ref, nargs, s.chunkname, false, &s);
+}
+
+void Vm::abandon(Suspended& s) {
+  if (!s.active()) return;
+  lua_settop(s.co, 0);
+  luaL_unref(impl_->L, LUA_REGISTRYINDEX, s.co_ref);  // the coroutine is collected with its frames
+  s.co = nullptr;
+  s.co_ref = -1;
+}
+
+bool Vm::can_wait(lua_State* L) {
+  Governor* g = Governor::of(L);
+  return g && g->run() && g->run()->root == L && lua_isyieldable(L);
 }
 
 }  // namespace lg::lua

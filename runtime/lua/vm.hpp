@@ -29,7 +29,7 @@ enum class Outcome : std::uint8_t {
   runtime_error,    // a Lua error (message for the log only, never for the client)
   cpu_exceeded,     // stopped at its CPU budget (sticky: pcall cannot swallow it)
   memory_exceeded,  // an allocation past the memory budget was refused and the handler failed
-  yielded,          // the handler yielded to the host (async calls; resumed with resume())
+  yielded,          // the handler waits in a host call (gw.http, gw.sleep): resume() or abandon() it
 };
 
 struct RunResult {
@@ -47,6 +47,19 @@ struct ScriptHandle {
   int schema_ref = -1;       // registry reference to its `schema` table, if it declares one
   std::uint8_t phases = 0;   // bit (1 << Phase) for each handler present
   bool has(Phase p) const { return phases & phase_bit(p); }
+};
+
+// A handler suspended inside a host call that waits (gw.http.request, gw.sleep, ...): its
+// coroutine and what is left of its budget. Time spent waiting is not charged to the CPU budget.
+// Owned by the request; exactly one resume() or abandon() ends it.
+struct Suspended {
+  int co_ref = -1;
+  lua_State* co = nullptr;
+  std::int64_t cpu_left_ns = 0;
+  std::size_t memory_left = 0;
+  Budget budget;          // as configured, for messages
+  std::string chunkname;  // of the script, for messages
+  bool active() const { return co_ref >= 0; }
 };
 
 class Vm {
@@ -69,11 +82,18 @@ class Vm {
   // (bindings) through current_request().
   // push_args runs before the budget is armed and must only push values (lua_checkstack for
   // more than 20); a Lua error there ends the run as runtime_error, a std::exception propagates.
-  // A coroutine that returned is reused by the next run. Outcome::yielded can only come from a host function
-  // (scripts cannot yield the handler's coroutine); until the host has a resume() API that
-  // coroutine is abandoned.
+  // A coroutine that returned is reused by the next run. Outcome::yielded can only come from a
+  // host function that waits (scripts cannot yield the handler's coroutine themselves); the
+  // coroutine is then kept in `suspended` until resume() or abandon().
   RunResult run(const ScriptHandle& script, Phase phase, const Budget& budget, void* request,
-                const std::function<int(lua_State*)>& push_args);
+                const std::function<int(lua_State*)>& push_args, Suspended* suspended = nullptr);
+  // Continues a suspended handler; `push_results` pushes what the waiting host call returns.
+  // Yields again into the same `s`, or ends it.
+  RunResult resume(Suspended& s, void* request, const std::function<int(lua_State*)>& push_results);
+  void abandon(Suspended& s);  // the request went away while its handler waited
+  // True when a host function may wait (yield) from `L`: only the handler's own coroutine can,
+  // not a coroutine the script created (its yield would return to the script, not the gateway).
+  static bool can_wait(lua_State* L);
 
   // Host functions exposed to scripts under the read-only global `gw`, e.g.
   // register_function("request.get_header", fn). Call before loading scripts.

@@ -44,6 +44,11 @@ class Reactor {
 
   // One periodic callback (deadlines, log flushing); `ms` is its period.
   void set_tick(std::int64_t ms, void (*fn)(void*), void* arg);
+  // Runs the next tick no later than `at_ms` (monotonic): for deadlines finer than the period
+  // (gw.sleep, short sub-request timeouts).
+  void tick_by(std::int64_t at_ms) {
+    if (at_ms < next_tick_) next_tick_ = at_ms;
+  }
 
  private:
   void drain_posted();

@@ -1,5 +1,7 @@
 #include "net/worker.hpp"
 
+#include "proxy/log_task.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <random>
@@ -122,6 +124,8 @@ void Worker::stop() {
     for (auto& l : listeners_) l->close();
     std::vector<ClientConnection*> conns(connections_.begin(), connections_.end());
     for (ClientConnection* c : conns) c->abort();
+    std::vector<LogTask*> tasks(log_tasks_.begin(), log_tasks_.end());
+    for (LogTask* t : tasks) t->abort();
     pool_.close_all_idle();
     access_log_.flush();
     reactor_.stop();
@@ -146,8 +150,13 @@ bool Worker::accepting_more() const {
   return !draining_ && connections_.size() < current_->snap->config.limits.max_connections;
 }
 
+void Worker::log_task_ended(LogTask* t) {
+  log_tasks_.erase(t);
+  if (draining_) check_drained();
+}
+
 void Worker::check_drained() {
-  if (connections_.empty() && on_drained_) {
+  if (connections_.empty() && log_tasks_.empty() && on_drained_) {
     auto cb = std::move(on_drained_);
     on_drained_ = nullptr;
     cb();

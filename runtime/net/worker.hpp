@@ -28,6 +28,7 @@ namespace lg {
 class ClientConnection;
 class ExchangePool;
 class Listener;
+class LogTask;
 
 // This worker's view of one upstream group of a snapshot.
 struct WorkerGroup {
@@ -100,6 +101,9 @@ class Worker {
 
   void connection_opened(ClientConnection* c);
   void connection_closed(ClientConnection* c);
+  // Log phases still waiting after their connection moved on (a drain waits for them).
+  void log_task_started(LogTask* t) { log_tasks_.insert(t); }
+  void log_task_ended(LogTask* t);
   bool accepting_more() const;
 
  private:
@@ -122,6 +126,7 @@ class Worker {
   std::vector<http::Header> headers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_set<ClientConnection*> connections_;
+  std::unordered_set<LogTask*> log_tasks_;
   PinnedSnapshot* current_ = nullptr;
   bool draining_ = false;
   std::function<void()> on_drained_;

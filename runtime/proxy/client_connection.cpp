@@ -75,6 +75,17 @@ Exchange& ClientConnection::exchange() {
   return *x_;
 }
 
+void ClientConnection::release_exchange() {
+  if (!x_) return;
+  if (scripted_) {  // a handler may still wait (the request was cut short)
+    x_->script.io.cancel();
+    x_->script.io.bind(nullptr, nullptr, nullptr);
+    w_.engine().end_request(x_->script);
+  }
+  w_.exchanges().release(x_);
+  x_ = nullptr;
+}
+
 void ClientConnection::on_read(Stream&, int err, std::size_t n) {
   if (phase_ == Phase::closed) return;
   if (phase_ == Phase::lingering) {
@@ -100,6 +111,7 @@ void ClientConnection::on_read(Stream&, int err, std::size_t n) {
     case Phase::idle:
     case Phase::reading_head: on_head_bytes(); break;
     case Phase::sending_request: send_request_part(); break;
+    case Phase::reading_body: on_script_body_bytes(); break;
     case Phase::tunnel: pump_client_to_upstream(); break;
     default: break;  // the bytes wait in rbuf_ (an early response ends this request anyway)
   }
@@ -186,24 +198,40 @@ void ClientConnection::handle_request() {
     respond_error(413, "request body too large", true);
     return;
   }
-  scripted_ = !snap.route_scripts[m.route].empty();
-  if (scripted_ && !run_request_scripts()) return;
-  websocket_ = head_.upgrade_websocket && route_->websocket;
   x_->upstream_path.clear();
-  if (scripted_ && x_->script.path_set) x_->upstream_path = x_->script.up_path;
-  else build_upstream_path(*route_, m, path_, x_->upstream_path);
-  if (scripted_ && x_->script.upstream_override >= 0)
-    upstream_index_ = static_cast<std::uint32_t>(x_->script.upstream_override);
+  build_upstream_path(*route_, m, path_, x_->upstream_path);
+  scripted_ = !snap.route_scripts[m.route].empty();
+  if (scripted_ && !run_request_scripts()) return;  // answered, failed, or a handler waits
+  continue_request();
+}
+
+// After routing and the rewrite/access scripts: the upstream head, then the body.
+void ClientConnection::continue_request() {
+  const LimitsConfig& lim = pin_->snap->config.limits;
+  websocket_ = head_.upgrade_websocket && route_->websocket;
+  if (scripted_) {
+    ScriptRequest& s = x_->script;
+    if (s.path_set) x_->upstream_path = s.up_path;
+    if (s.upstream_override >= 0) upstream_index_ = static_cast<std::uint32_t>(s.upstream_override);
+    // A replaced body needs the client's own body read (and dropped) first.
+    if (s.body_set && !s.req_body_ready && !request_body_done_) {
+      start_body_read(BodyThen::continue_request);
+      return;
+    }
+  }
+  const bool buffered_body = scripted_ && (x_->script.body_set || x_->script.req_body_ready);
   prepare_upstream_head();
 
-  // Everything needed from the head is now copied out; the body (if any) follows it.
-  req_body_ = head_.body;
+  // Everything needed from the head is now copied out; the body (if any) follows it, unless a
+  // script read or replaced it (then it goes out from ScriptRequest with the head).
+  req_body_ = buffered_body ? http::BodyKind::none : head_.body;
   req_remaining_ = head_.content_length;
   if (req_body_ == http::BodyKind::chunked) {
+    const std::uint64_t max_body = route_->max_body_bytes.value_or(lim.max_body_bytes);
     req_chunks_.set_limits({max_body, static_cast<std::size_t>(lim.max_chunk_ext_bytes), 8192});
     req_chunks_.reset();
   }
-  expect_continue_ = head_.expect_continue && !request_body_done_;
+  expect_continue_ = head_.expect_continue && !request_body_done_ && !buffered_body;
   rbuf_.consume(head_.head_bytes);
   head_unconsumed_ = false;
   scan_.reset();
@@ -219,9 +247,15 @@ void ClientConnection::prepare_upstream_head() {
     if (ucfg.hash_on == HashSource::header) opts.hash_header = ucfg.hash_key;
     else if (ucfg.hash_on == HashSource::cookie) opts.hash_cookie = ucfg.hash_key;
   }
+  std::string_view body_out;  // a body the scripts read or replaced, sent with the head
+  bool buffered_body = false;
   if (scripted_) {
-    opts.edits = &x_->script.up_edits;
-    if (x_->script.query_set) opts.query_override = &x_->script.up_query;
+    const ScriptRequest& s = x_->script;
+    opts.edits = &s.up_edits;
+    if (s.query_set) opts.query_override = &s.up_query;
+    if (s.method_set) opts.method_override = s.up_method;
+    buffered_body = s.body_set || s.req_body_ready;
+    body_out = s.body_set ? std::string_view(s.up_body) : std::string_view(s.req_body_buf);
   }
   ClientRequestFacts facts;
   x_->up_head.clear();
@@ -238,6 +272,11 @@ void ClientConnection::prepare_upstream_head() {
   g.forwarded_host = head_.host;
   g.body = head_.body;
   g.content_length = head_.content_length;
+  if (buffered_body) {
+    const bool may_omit = body_out.empty() && head_.body == http::BodyKind::none;
+    g.body = may_omit ? http::BodyKind::none : http::BodyKind::content_length;
+    g.content_length = body_out.size();
+  }
   g.websocket = websocket_;
   finish_upstream_request(x_->up_head, g);
   if (route_->preserve_host && !head_.host.empty()) write_host_line(x_->host_line, head_.host);
@@ -304,7 +343,15 @@ void ClientConnection::on_written(Stream&, int err) {
   }
   switch (kind) {
     case ClientWrite::local_answer: finish_request(); return;
-    case ClientWrite::continue_100: send_continue_then_read_body(); return;
+    case ClientWrite::continue_100:
+      if (phase_ == Phase::reading_body) {  // a script reads the body: now the client sends it
+        waiting_on_client_ = true;
+        set_deadline(w_.limits().client_body_timeout.count());
+        read_client();
+        return;
+      }
+      send_continue_then_read_body();
+      return;
     case ClientWrite::response_part: on_response_part_written(err); return;
     case ClientWrite::tunnel:
       if (phase_ != Phase::tunnel) return;
@@ -318,7 +365,11 @@ void ClientConnection::on_written(Stream&, int err) {
 void ClientConnection::account_request() {
   if (accounted_) return;
   accounted_ = true;
-  if (scripted_) run_log_scripts();
+  write_access_record();
+  if (scripted_ && x_) run_log_scripts();  // may hand the scratch to a LogTask
+}
+
+void ClientConnection::write_access_record() {
   const auto now = std::chrono::steady_clock::now();
   const double latency = std::chrono::duration<double>(now - t_start_).count();
   const std::uint32_t slot = route_ ? metrics_slot_ : WorkerMetrics::kNoRoute;
@@ -372,10 +423,7 @@ void ClientConnection::reset_for_next_request() {
     pin_->release();
     pin_ = nullptr;
   }
-  if (x_) {
-    w_.exchanges().release(x_);
-    x_ = nullptr;
-  }
+  release_exchange();
   route_ = nullptr;
   target_ = nullptr;
   status_ = 0;
@@ -424,10 +472,7 @@ void ClientConnection::close_now() {
   phase_ = Phase::closed;
   w_.timers().remove(this);
   client_.close();  // no callback arrives after this, so the scratch can go back now
-  if (x_) {
-    w_.exchanges().release(x_);
-    x_ = nullptr;
-  }
+  release_exchange();
   w_.connection_closed(this);
   w_.defer_delete(this);
 }
@@ -461,6 +506,8 @@ void ClientConnection::on_timeout() {
       if (waiting_on_client_) close_now();  // the client stopped reading
       else upstream_failed(BackendError::timeout, 504, "upstream timed out");
       return;
+    case Phase::reading_body: respond_error(408, "request body timeout", true); return;
+    case Phase::scripting: return;  // each wait has its own timer
     case Phase::closed: return;
   }
 }

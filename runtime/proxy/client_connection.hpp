@@ -11,6 +11,8 @@
 //   tunnel             after 101: bytes both ways until either closes
 //   responding         writing a gateway-generated response             -> client write
 //   lingering          closing: answer sent, discarding input until EOF or a short deadline
+//   scripting          a script handler waits (gw.http, gw.sleep)           -> on_script_wake
+//   reading_body       reading the request body for a script              -> client read
 // Errors are values: no exception crosses this class. The object deletes itself (deferred on the
 // reactor) after close_now().
 #pragma once
@@ -31,6 +33,7 @@
 #include "net/stream.hpp"
 #include "net/timer_wheel.hpp"
 #include "proxy/exchange.hpp"
+#include "proxy/script_wait.hpp"
 #include "upstream/upstream_connection.hpp"
 
 namespace lg {
@@ -40,7 +43,7 @@ struct PinnedSnapshot;
 struct RouteConfig;
 struct TargetState;
 
-class ClientConnection final : public Timed, public StreamUser, public UpstreamUser {
+class ClientConnection final : public Timed, public StreamUser, public UpstreamUser, public ScriptWaitOwner {
  public:
   ClientConnection(Worker& w, int fd, const sockaddr_storage& peer);
   ~ClientConnection() override;
@@ -57,12 +60,17 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   void on_upstream_connected(int err) override;
   void on_upstream_read(int err, std::size_t n) override;
   void on_upstream_written(int err) override;
+  // scripts that wait (script_phases.cpp, script_body.cpp)
+  void on_script_wake() override;
+  std::string read_request_body() override;
 
  private:
   enum class Phase : std::uint8_t {
     idle, reading_head, connecting, sending_request, awaiting_response, sending_response,
-    tunnel, responding, lingering, closed
+    tunnel, responding, lingering, scripting, reading_body, closed
   };
+  // What follows a request body read for scripts.
+  enum class BodyThen : std::uint8_t { resume_script, continue_request };
   // What the client write in flight is, so its completion knows what comes next.
   enum class ClientWrite : std::uint8_t { none, local_answer, continue_100, response_part, tunnel };
 
@@ -70,6 +78,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   void read_client();
   void on_head_bytes();
   void handle_request();
+  void continue_request();
   void prepare_upstream_head();
   void respond_error(std::uint16_t status, const char* message, bool close, std::uint16_t allow = 0);
   // A response the gateway builds itself into x_->out_head: prepare (status, head consumed,
@@ -82,14 +91,23 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   void close_now();
   void set_deadline(std::int64_t ms_from_now);
   void account_request();
+  void write_access_record();
+  void release_exchange();
   // script phases (script_phases.cpp)
-  bool run_request_scripts();  // rewrite + access; false when the request was answered
-  bool run_response_scripts(const http::ResponseHead& resp);  // false when answered (500)
+  bool run_request_scripts();  // rewrite + access; false when answered or waiting
+  bool run_request_phases(lua::Phase from, bool resuming);
+  bool settle_phase(const lua::PhaseReport& r, lua::Phase p);
+  void enter_script_wait(lua::Phase p);
+  bool run_response_scripts(const http::ResponseHead& resp);  // false when answered (500) or waiting
   void run_log_scripts();
   void script_failed(const lua::PhaseReport& report);
   void respond_script_exit();
+  // script_body.cpp
+  void start_body_read(BodyThen then);
+  void on_script_body_bytes();
   void start_buffered_response(const http::ResponseHead& resp);  // the route has body handlers
   void collect_response_body();
+  void send_buffered_response();
   void assign_request_id(std::string_view client_value);
   void write_client(ClientWrite kind, iovec* iov, std::size_t n);
   void write_client(ClientWrite kind, const void* p, std::size_t n);
@@ -102,6 +120,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   void send_continue_then_read_body();
   void on_response_bytes();
   void start_response(const http::ResponseHead& resp);
+  void deliver_response(const http::ResponseHead& resp);
   void send_response_part();
   void on_response_part_written(int err);
   void upstream_failed(BackendError kind, std::uint16_t status, const char* message);
@@ -147,6 +166,9 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   bool scripted_ = false;           // the route has scripts: x_->script holds their state
   bool buffering_ = false;          // the response body is collected for the body phase
   std::uint32_t route_index_ = 0;
+  lua::Phase waiting_phase_ = lua::Phase::rewrite;  // the phase a waiting handler belongs to
+  BodyThen body_then_ = BodyThen::resume_script;
+  http::ResponseHead saved_resp_;   // the upstream's head while a response handler waits
   bool accounted_ = true;           // the request in progress was logged and counted
   bool response_started_ = false;   // bytes of a response reached the client
   bool request_body_done_ = true;

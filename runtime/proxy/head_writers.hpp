@@ -41,6 +41,7 @@ struct RequestHeadOptions {
   std::string_view hash_cookie;  // or this cookie's value
   const HeaderEdits* edits = nullptr;
   const std::string* query_override = nullptr;  // replaces the client's query ("" drops it)
+  std::string_view method_override;              // gw.service.request.set_method
 };
 
 // "METHOD path[?query] HTTP/1.1\r\n" followed by every end-to-end header of the client.

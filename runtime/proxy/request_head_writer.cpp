@@ -81,7 +81,7 @@ void append_header_edits(std::string& out, const HeaderEdits& e) {
 
 void write_upstream_request_start(std::string& out, const http::RequestHead& req, std::string_view path,
                                   const RequestHeadOptions& opts, ClientRequestFacts& facts) {
-  out.append(req.method);
+  out.append(opts.method_override.empty() ? req.method : opts.method_override);
   out.push_back(' ');
   out.append(path);
   if (opts.query_override) {

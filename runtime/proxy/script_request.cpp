@@ -43,6 +43,14 @@ void ScriptRequest::reset() {
   saved_resp_headers.clear();
   ctx_ref = -1;
   current = lua::Phase::rewrite;
+  wait = lua::Wait::none;
+  http_results.clear();
+  req_body_buf.clear();
+  req_body_ready = false;
+  up_body.clear();
+  body_set = false;
+  up_method.clear();
+  method_set = false;
 }
 
 void ScriptRequest::bind_request(const http::RequestHead& head, std::string_view m, std::string_view norm_path,
@@ -91,13 +99,42 @@ void ScriptRequest::up_set_query(std::string_view q) {
 }
 
 bool ScriptRequest::up_set_upstream(std::string_view name) {
-  if (!upstreams) return false;
+  const int i = find_upstream(name);
+  if (i >= 0) upstream_override = i;
+  return i >= 0;
+}
+
+void ScriptRequest::own_views() {
+  own_method.assign(method);
+  own_path.assign(path);
+  own_ip.assign(client_ip);
+  own_id.assign(id);
+  method = own_method;
+  path = own_path;
+  client_ip = own_ip;
+  id = own_id;
+}
+
+int ScriptRequest::find_upstream(std::string_view name) const {
+  if (!upstreams) return -1;
   for (std::size_t i = 0; i < upstreams->size(); ++i)
-    if ((*upstreams)[i].name == name) {
-      upstream_override = static_cast<int>(i);
-      return true;
-    }
-  return false;
+    if ((*upstreams)[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+std::string ScriptRequest::start_read_body() {
+  if (!io.owner()) return "the request body cannot be read here";
+  return io.owner()->read_request_body();
+}
+
+void ScriptRequest::up_set_body(std::string_view b) {
+  up_body.assign(b);
+  body_set = true;
+}
+
+void ScriptRequest::up_set_method(std::string_view m) {
+  up_method.assign(m);
+  method_set = true;
 }
 
 void ScriptRequest::exit(int st, std::string body, std::string_view content_type,

@@ -11,6 +11,7 @@
 #include "http/message.hpp"
 #include "lua/script_host.hpp"
 #include "proxy/head_writers.hpp"
+#include "proxy/script_wait.hpp"
 
 namespace lg {
 
@@ -41,6 +42,10 @@ class ScriptRequest final : public lua::ScriptHost {
   const std::vector<http::Header>* resp_headers = nullptr;
 
   void reset();
+  // Copies the facts still viewed from the connection (method, path, ip, id) into owned strings:
+  // a log phase that waits outlives the connection's request.
+  void own_views();
+  std::string own_method, own_path, own_ip, own_id;
   // `method`, `norm_path`, `client_ip` and `request_id` must outlive the request (the proxy's own
   // fields); the head's parts are copied when `copy` is set, else viewed.
   void bind_request(const http::RequestHead& head, std::string_view method, std::string_view norm_path,
@@ -85,6 +90,25 @@ class ScriptRequest final : public lua::ScriptHost {
   std::string_view consumer() const override { return consumer_id; }
   std::string consumer_id;
   void resp_clear_header(std::string_view name) override;
+
+  // Waiting calls (see lua::ScriptHost), carried out by `io` for the owner bound to it.
+  std::string start_sleep(std::int64_t ms) override { return io.sleep(ms); }
+  std::string start_http(std::vector<lua::HttpCall>& calls) override { return io.http(calls, http_results, id); }
+  int find_upstream(std::string_view name) const override;
+  std::string start_read_body() override;
+  bool body_read() const override { return req_body_ready; }
+  std::string_view req_body() const override { return req_body_buf; }
+  void up_set_body(std::string_view b) override;
+  void up_set_method(std::string_view m) override;
+  ScriptWait io;
+  std::string req_body_buf;      // the client's body, read for gw.request.get_body
+  bool req_body_ready = false;
+  std::string up_body;           // gw.service.request.set_body
+  bool body_set = false;
+  std::string up_method;         // gw.service.request.set_method
+  bool method_set = false;
+  std::vector<http::Header> saved_req_headers;  // the head's fields while a handler waits
+  std::vector<http::Header> saved_up_headers;   // the response head's fields while one waits
 };
 
 }  // namespace lg

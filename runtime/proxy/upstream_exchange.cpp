@@ -86,6 +86,10 @@ void ClientConnection::send_request_part() {
   if (!head_sent_) {
     x_->iov[n++] = make_iov(x_->up_head.data(), x_->up_head.size());
     x_->iov[n++] = make_iov(x_->host_line.data(), x_->host_line.size());
+    if (scripted_ && (x_->script.body_set || x_->script.req_body_ready)) {  // read or replaced by a script
+      const std::string& b = x_->script.body_set ? x_->script.up_body : x_->script.req_body_buf;
+      if (!b.empty()) x_->iov[n++] = make_iov(b.data(), b.size());
+    }
   }
   http::ParseResult err = http::ParseResult::more();
   const std::size_t consumed = frame_request_body(n, err);
@@ -274,7 +278,12 @@ void ClientConnection::start_response(const http::ResponseHead& resp) {
   }
   if (!request_body_done_) keep_alive_ = false;
   if (drain_requested_ || w_.draining()) keep_alive_ = false;
-  if (scripted_ && !run_response_scripts(resp)) return;
+  if (scripted_ && !run_response_scripts(resp)) return;  // failed, or a handler waits
+  deliver_response(resp);
+}
+
+// The response head goes to the client (or the body is collected for the body phase).
+void ClientConnection::deliver_response(const http::ResponseHead& resp) {
   if (scripted_ && resp_body_ != http::BodyKind::none &&
       (pin_->scripts->route_phases[route_index_] & lua::phase_bit(lua::Phase::body))) {
     start_buffered_response(resp);
