@@ -8,7 +8,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lgtest  # noqa: E402
 
-EXAMPLE = os.path.join(lgtest.SOURCE_DIR if hasattr(lgtest, "SOURCE_DIR") else os.environ["LG_SOURCE_DIR"],
+EXAMPLE = os.path.join(lgtest.LG_SOURCE_DIR,
                        "examples", "scripting")
 
 
@@ -114,6 +114,34 @@ class ExamplesTest(unittest.TestCase):
                 break
             time.sleep(0.05)
         self.assertTrue(found, lines[-3:])
+
+    def test_bff_fan_out_and_merge(self):
+        st, h, body = self.get("/bff/dashboard?user=42")
+        self.assertEqual(st, 200, body)
+        self.assertEqual(h.get("x-bff-parts"), "2/2")
+        obj = __import__("json").loads(body)
+        self.assertEqual(obj["profile"]["backend"], "stable")
+        self.assertEqual(obj["orders"]["backend"], "tenants")
+        self.assertEqual(obj["profile"]["target"], "/echo?user=42")
+        self.assertEqual(obj["orders"]["target"], "/echo?user=42")
+        self.assertNotIn("errors", obj)
+        # both parts carry the client's request id
+        for part in ("profile", "orders"):
+            ids = [v for n, v in obj[part]["headers"] if n.lower() == "x-request-id"]
+            self.assertEqual(ids, [h.get("x-request-id")])
+
+    def test_zz_bff_partial_answer_when_a_backend_is_down(self):  # last: it stops backends
+        self.tenants.stop()
+        st, h, body = self.get("/bff/dashboard")
+        self.assertEqual(st, 200, body)
+        self.assertEqual(h.get("x-bff-parts"), "1/2")
+        obj = __import__("json").loads(body)
+        self.assertEqual(obj["profile"]["backend"], "stable")
+        self.assertEqual(obj["errors"], {"orders": "connect failed"})
+        self.stable.stop()
+        st, h, body = self.get("/bff/dashboard")
+        self.assertEqual(st, 502, body)
+        self.assertEqual(h.get("x-bff-parts"), "0/2")
 
 
 if __name__ == "__main__":
