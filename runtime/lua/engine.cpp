@@ -224,14 +224,7 @@ PhaseReport Engine::run_from(const Snapshot& snap, const CompiledScripts& c, std
     const Budget budget{a.cpu_ms, static_cast<std::size_t>(a.memory)};
     host.wait = Wait::none;
     host.waiting_at = static_cast<std::uint16_t>(i);
-    RunResult r = vm_.run(
-        h, p, budget, &host,
-        [conf](lua_State* L) {
-          if (conf >= 0) lua_rawgeti(L, LUA_REGISTRYINDEX, conf);
-          else lua_pushnil(L);
-          return 1;
-        },
-        &host.suspended);
+    RunResult r = vm_.run(h, p, budget, &host, conf, &host.suspended);
     if (!settle(r, host, report)) return report;
   }
   report.script = {};

@@ -7,6 +7,7 @@
 // trace ever compiled the CPU budget holds, and the JIT-only CVE-2024-25177 (unsinking of
 // IR_FSTORE for a NULL metatable) cannot be reached.
 #include "lua/vm.hpp"
+#include "lua/vm.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -110,17 +111,24 @@ struct Vm::Impl {
   // A handler that waits in a host call is kept in `*suspended` (or dropped when null).
   RunResult execute(RunState& rs, std::string_view chunk, const std::function<int(lua_State*)>* push_args,
                     bool keep_result, Suspended* suspended) {
+    int co_ref = 0;
+    lua_State* co = take_coroutine(co_ref);
+    lua_xmove(L, co, 1);
+    int nargs = 0;
+    if (!push_on(co, co_ref, chunk, push_args, nargs)) return {Outcome::runtime_error, std::string(chunk) + ": error while pushing the handler's arguments"};
+    return drive(rs, co, co_ref, nargs, chunk, keep_result, suspended);
+  }
+
+  // A coroutine for the next run: the spare one (a run that returned), else a new one.
+  lua_State* take_coroutine(int& co_ref) {
     lua_State* co = spare;
-    int co_ref = spare_ref;
+    co_ref = spare_ref;
     spare = nullptr;
     if (!co) {
       co = lua_newthread(L);
       co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
-    lua_xmove(L, co, 1);
-    int nargs = 0;
-    if (!push_on(co, co_ref, chunk, push_args, nargs)) return {Outcome::runtime_error, std::string(chunk) + ": error while pushing the handler's arguments"};
-    return drive(rs, co, co_ref, nargs, chunk, keep_result, suspended);
+    return co;
   }
 
   // Pushes arguments outside the budget. A Lua error while pushing (out of memory, a failed
@@ -165,6 +173,7 @@ struct Vm::Impl {
       const std::size_t used = gov.in_use() > before ? gov.in_use() - before : 0;
       suspended->co = co;
       suspended->co_ref = co_ref;
+      if (chunk.data() != suspended->chunkname.data()) suspended->chunkname.assign(chunk);
       suspended->cpu_left_ns = std::max<std::int64_t>(rs.deadline_ns - detail::monotonic_ns(), 0);
       suspended->memory_left = used < rs.memory_bytes ? rs.memory_bytes - used : 0;
       lua_settop(co, 0);
@@ -330,6 +339,10 @@ bool Vm::load(std::string_view chunkname, std::string_view source, const Budget&
   RunResult r = impl_->execute(rs, chunk, nullptr, true, nullptr);
   const auto fail = [&](std::string msg) {
     err = std::move(msg);
+    for (int& ref : out.phase_refs) {
+      if (ref >= 0) luaL_unref(L, LUA_REGISTRYINDEX, ref);
+      ref = -1;
+    }
     luaL_unref(L, LUA_REGISTRYINDEX, env_ref);
     lua_settop(L, top);
     return false;
@@ -353,6 +366,8 @@ bool Vm::load(std::string_view chunkname, std::string_view source, const Budget&
     lua_pushstring(L, kPhaseNames[i]);
     lua_rawget(L, result);
     if (lua_isfunction(L, -1)) {
+      lua_pushvalue(L, -1);
+      out.phase_refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
       lua_setfield(L, handlers, kPhaseNames[i]);
       phases |= static_cast<std::uint8_t>(1u << i);
     } else if (!lua_isnil(L, -1)) {
@@ -393,6 +408,10 @@ void Vm::unload(ScriptHandle& h) {
   if (h.handlers_ref >= 0) luaL_unref(L, LUA_REGISTRYINDEX, h.handlers_ref);
   if (h.env_ref >= 0) luaL_unref(L, LUA_REGISTRYINDEX, h.env_ref);
   if (h.schema_ref >= 0) luaL_unref(L, LUA_REGISTRYINDEX, h.schema_ref);
+  for (int& ref : h.phase_refs) {
+    if (ref >= 0) luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    ref = -1;
+  }
   h.handlers_ref = h.env_ref = h.schema_ref = -1;
   h.phases = 0;
 }
@@ -410,11 +429,29 @@ RunResult Vm::run(const ScriptHandle& script, Phase phase, const Budget& budget,
   lua_remove(L, -2);
   RunState rs;
   impl_->start(rs, Mode::handler, budget, request);
-  if (suspended) {
-    suspended->budget = budget;
-    suspended->chunkname.assign(chunk);
-  }
+  if (suspended) suspended->budget = budget;
   return impl_->execute(rs, chunk, push_args ? &push_args : nullptr, false, suspended);
+}
+
+RunResult Vm::run(const ScriptHandle& script, Phase phase, const Budget& budget, void* request, int arg_ref,
+                  Suspended* suspended) {
+  const auto p = static_cast<std::size_t>(phase);
+  if (!script.has(phase) || p >= std::size(script.phase_refs) || script.phase_refs[p] < 0 || impl_->gov.run())
+    return run(script, phase, budget, request, [arg_ref](lua_State* L) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, arg_ref);
+      return 1;
+    }, suspended);  // the slow path reports why
+  const std::string_view chunk = script.chunkname.empty() ? std::string_view(script.name) : script.chunkname;
+  int co_ref = 0;
+  lua_State* co = impl_->take_coroutine(co_ref);
+  // Straight onto the coroutine: the handler, then its argument (a registry read cannot fail).
+  lua_rawgeti(co, LUA_REGISTRYINDEX, script.phase_refs[p]);
+  if (arg_ref >= 0) lua_rawgeti(co, LUA_REGISTRYINDEX, arg_ref);
+  else lua_pushnil(co);
+  if (suspended) suspended->budget = budget;
+  RunState rs;
+  impl_->start(rs, Mode::handler, budget, request);
+  return impl_->drive(rs, co, co_ref, 1, chunk, false, suspended);
 }
 
 RunResult Vm::resume(Suspended& s, void* request, const std::function<int(lua_State*)>& push_results) {

@@ -45,6 +45,7 @@ struct ScriptHandle {
   int handlers_ref = -1;     // registry reference to the returned table
   int env_ref = -1;          // registry reference to the script's environment
   int schema_ref = -1;       // registry reference to its `schema` table, if it declares one
+  int phase_refs[5] = {-1, -1, -1, -1, -1};  // registry references to each phase's handler
   std::uint8_t phases = 0;   // bit (1 << Phase) for each handler present
   bool has(Phase p) const { return phases & phase_bit(p); }
 };
@@ -87,6 +88,10 @@ class Vm {
   // coroutine is then kept in `suspended` until resume() or abandon().
   RunResult run(const ScriptHandle& script, Phase phase, const Budget& budget, void* request,
                 const std::function<int(lua_State*)>& push_args, Suspended* suspended = nullptr);
+  // The same with one argument: the registry value `arg_ref` (nil when -1), e.g. a route's
+  // config table. The request path uses this one (no type-erased callback).
+  RunResult run(const ScriptHandle& script, Phase phase, const Budget& budget, void* request, int arg_ref,
+                Suspended* suspended);
   // Continues a suspended handler; `push_results` pushes what the waiting host call returns.
   // Yields again into the same `s`, or ends it.
   RunResult resume(Suspended& s, void* request, const std::function<int(lua_State*)>& push_results);

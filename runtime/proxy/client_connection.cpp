@@ -251,7 +251,7 @@ void ClientConnection::prepare_upstream_head() {
   bool buffered_body = false;
   if (scripted_) {
     const ScriptRequest& s = x_->script;
-    opts.edits = &s.up_edits;
+    if (!s.up_edits.empty()) opts.edits = &s.up_edits;  // nothing to look up per field otherwise
     if (s.query_set) opts.query_override = &s.up_query;
     if (s.method_set) opts.method_override = s.up_method;
     buffered_body = s.body_set || s.req_body_ready;

@@ -57,6 +57,7 @@ void ScriptWait::drop_subrequests() {
 }
 
 void ScriptWait::cancel() {
+  if (!sleeping_ && pending_ == 0 && subs_.empty()) return;  // the usual case: nothing waits
   starting_ = false;
   if (sleeping_ && w_) w_->timers().remove(this);
   sleeping_ = false;

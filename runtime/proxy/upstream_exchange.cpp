@@ -290,7 +290,7 @@ void ClientConnection::deliver_response(const http::ResponseHead& resp) {
     return;
   }
   ClientResponseOptions o;
-  if (scripted_) o.edits = &x_->script.resp_edits;
+  if (scripted_ && !x_->script.resp_edits.empty()) o.edits = &x_->script.resp_edits;
   o.request_id = std::string_view(request_id_, request_id_len_);
   o.chunked = resp_chunked_out_;
   o.keep_alive = keep_alive_;
