@@ -8,6 +8,7 @@ wait inside a script-made coroutine is refused with a 500; pipelined requests st
 """
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -141,6 +142,21 @@ return {
 }
 """
 
+VERSIONED = """\
+local V = "{v}"
+return {
+  access = function(conf)
+    gw.service.request.set_header("X-Before-Wait", V)
+    gw.sleep(tonumber(gw.request.get_query_arg("ms") or "0") / 1000)
+    gw.service.request.set_header("X-After-Wait", V)
+  end,
+  log = function(conf)
+    gw.sleep(0.3)
+    gw.log.info("versioned log phase of v" .. V .. " done for " .. gw.request.get_id())
+  end,
+}
+"""
+
 CPU = """\
 return {
   access = function(conf)
@@ -179,11 +195,12 @@ routes:
     route("body", "[ body ]"),
     route("badwait", "[ badwait ]"),
     route("cpu", "[ cpu ]"),
+    route("versioned", "[ versioned ]"),
 ])
 
 SCRIPTS = {"scripts/sleeper.lua": SLEEPER, "scripts/sub.lua": SUB, "scripts/multi.lua": MULTI,
            "scripts/phases.lua": PHASES, "scripts/body.lua": BODY, "scripts/badwait.lua": BADWAIT,
-           "scripts/cpu.lua": CPU}
+           "scripts/cpu.lua": CPU, "scripts/versioned.lua": VERSIONED.replace("{v}", "1")}
 
 
 class ScriptWaits(unittest.TestCase):
@@ -382,6 +399,28 @@ class ScriptWaits(unittest.TestCase):
             t.join(15)
         self.assertEqual(len(results), 16)
         self.assertTrue(all(r == (200, "200:app") for r in results), results)
+
+    def test_zz_hot_swap_while_handlers_wait(self):
+        """A handler waiting across a reload finishes on the version it started with, log phase
+        included; new requests get the new version."""
+        slow = InThread(self.get, "versioned.test", "/echo?ms=1200", headers={"X-Request-ID": "swap-old-1"})
+        time.sleep(0.3)
+        with open(os.path.join(self.gw.dir, "scripts", "versioned.lua"), "w") as f:
+            f.write(VERSIONED.replace("{v}", "2"))
+        self.gw.send_signal(signal.SIGHUP)
+
+        def new_version():
+            st, _, body = self.get("versioned.test", "/echo")
+            return st == 200 and lgtest.echo_header(echo_json(body), "X-After-Wait") == "2"
+        lgtest.wait_until(new_version, 5, what="version 2 serving")
+        self.assertTrue(slow.is_alive(), "the old request should still be waiting")
+        slow.join(10)
+        st, _, body = slow.value()
+        self.assertEqual(st, 200)
+        e = echo_json(body)
+        self.assertEqual((lgtest.echo_header(e, "X-Before-Wait"), lgtest.echo_header(e, "X-After-Wait")), ("1", "1"))
+        lgtest.wait_until(lambda: "versioned log phase of v1 done for swap-old-1" in self.gw.stderr_text(), 5,
+                          what="the old request's log phase on v1")
 
 
 if __name__ == "__main__":
