@@ -384,10 +384,7 @@ void ClientConnection::release_upstream(bool reusable) {
   UpstreamConnection* uc = up_;
   if (!uc) return;
   up_ = nullptr;
-  if (uc->target.active) uc->target.active--;
-  uc->owner = nullptr;
-  if (!(reusable && uc->state == UpstreamConnection::State::busy && w_.pool().put_idle(uc))) uc->close();
-  uc->release();
+  w_.pool().release_busy(uc, reusable);
 }
 
 }  // namespace lg

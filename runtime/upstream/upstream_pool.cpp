@@ -70,6 +70,13 @@ bool UpstreamPool::put_idle(UpstreamConnection* c) {
   return true;
 }
 
+void UpstreamPool::release_busy(UpstreamConnection* c, bool reusable) {
+  if (c->target.active) c->target.active--;
+  c->owner = nullptr;
+  if (!(reusable && c->state == UpstreamConnection::State::busy && put_idle(c))) c->close();
+  c->release();
+}
+
 void UpstreamPool::forget(UpstreamConnection* c) {
   auto& idle = c->target.idle;
   auto it = std::find(idle.begin(), idle.end(), c);

@@ -49,6 +49,9 @@ class UpstreamPool {
   // Pools a connection after a complete, reusable exchange. The pool takes its own reference.
   // Returns false (and the caller closes it) when the pool is full or the connection is worn out.
   bool put_idle(UpstreamConnection* c);
+  // The user of a busy connection is done with it: pooled when `reusable` (and the pool takes
+  // it), else closed; either way the user's reference is dropped.
+  void release_busy(UpstreamConnection* c, bool reusable);
   // Drops a pooled connection that the target closed or that idled out.
   void forget(UpstreamConnection* c);
 

@@ -1058,6 +1058,23 @@ log: { access: stdout, error: stderr, level: info }
 """
 
 
+def host_route(name, scripts, upstream="app"):
+    """YAML of a route for host `<name>.test` (any path) to `upstream` with `scripts` (a YAML
+    flow list, e.g. "[ a, { name: b, config: {...} } ]"), for a `routes:` list."""
+    return (f"  - name: {name}\n"
+            f"    match: {{ host: [ {name}.test ], path: \"/*\" }}\n"
+            f"    upstream: {upstream}\n"
+            f"    scripts: {scripts}\n")
+
+
+SCRIPTS_HEAD = """\
+scripts:
+  dir: scripts
+  watch: false
+  budget: { cpu: 50ms, memory: 32m }
+"""
+
+
 def req(method, path, extra=b"", body=b"", host="gw.test", version=b"HTTP/1.1"):
     """Raw request bytes: `METHOD path version`, Host, the `extra` field lines (each ending in
     CRLF), the empty line, then `body` as is (no framing is added)."""

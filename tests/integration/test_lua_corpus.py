@@ -39,11 +39,7 @@ MANIFEST = os.path.join(CORPUS, "MANIFEST.tsv")
 REQUEST_TIMEOUT = 10.0
 RELOAD_TIMEOUT = 15.0
 
-CONFIG = lgtest.CONFIG_HEAD + """\
-scripts:
-  dir: scripts
-  watch: false
-  budget: { cpu: 50ms, memory: 32m }
+CONFIG = lgtest.CONFIG_HEAD + lgtest.SCRIPTS_HEAD + """\
 upstreams:
   app: { targets: [ "127.0.0.1:{APP_PORT}" ] }
 routes:

@@ -336,18 +336,9 @@ SCRIPTS = {
 }
 
 
-def host_route(name, scripts, upstream="app"):
-    return (f"  - name: {name}\n"
-            f"    match: {{ host: [ {name}.test ], path: \"/*\" }}\n"
-            f"    upstream: {upstream}\n"
-            f"    scripts: {scripts}\n")
+host_route = lgtest.host_route
 
-
-CONFIG = lgtest.CONFIG_HEAD + """\
-scripts:
-  dir: scripts
-  watch: false
-  budget: { cpu: 50ms, memory: 32m }
+CONFIG = lgtest.CONFIG_HEAD + lgtest.SCRIPTS_HEAD + """\
 upstreams:
   app: { targets: [ "127.0.0.1:{APP_PORT}" ] }
   alt: { targets: [ "127.0.0.1:{ALT_PORT}" ] }
