@@ -106,6 +106,7 @@ struct ScriptsConfig {
   bool watch = true;                  // reload when a script or the config changes (inotify)
   Millis cpu{50};                     // per request and phase handler
   std::uint64_t memory = 32u << 20;   // per request
+  Millis wait_limit{60'000};          // what a request's handlers may spend waiting, in all
   std::vector<ScriptRef> global;      // run on every route, before the route's own scripts
 };
 

@@ -118,6 +118,13 @@ void read_scripts_section(Problems& p, const Value& v, ScriptsConfig& out) {
     if (cpu) out.cpu = *cpu;
     if (memory) out.memory = *memory;
   }
+  if (auto w = m.get("wait_limit")) {
+    Millis d{0};
+    if (read_duration(p, *w, d)) {
+      if (d.count() <= 0 || d.count() > 3'600'000) p.add(w->line, w->path, "must be between 1ms and 1h");
+      else out.wait_limit = d;
+    }
+  }
   if (auto g = m.get("global")) read_script_refs(p, *g, out.global);
   m.finish();
 }

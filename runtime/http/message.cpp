@@ -138,4 +138,8 @@ NumParse parse_decimal(std::string_view s, std::uint64_t& value) {
 }
 
 }  // namespace detail
+bool idempotent_method(std::string_view m) {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
+}
+
 }  // namespace lg::http

@@ -65,6 +65,9 @@ struct ResponseHead {
   std::string_view connection;
 };
 
+// RFC 9110 §9.2.2: methods a client may repeat (a retry on a fresh connection is safe).
+bool idempotent_method(std::string_view method);
+
 // Case-insensitive ASCII comparison for header names and tokens.
 bool iequals(std::string_view a, std::string_view b);
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "lua/binding_util.hpp"
+#include "lua/budget.hpp"
 
 namespace lg::lua {
 namespace {
@@ -99,6 +100,12 @@ void read_call(lua_State* L, int name_idx, int opts_idx, const char* fn, HttpCal
 
 int start_calls(lua_State* L, const char* fn, std::vector<HttpCall>& calls, Wait what) {
   require_waitable(L, fn);
+  // The responses enter the handler's memory when it resumes: together they may take at most
+  // its memory budget.
+  if (const detail::Governor* g = detail::Governor::of(L); g && g->run()) {
+    const std::uint64_t share = std::max<std::uint64_t>(g->run()->memory_bytes / calls.size(), 64u << 10);
+    for (HttpCall& c : calls) c.max_body = share;
+  }
   const std::string err = host(L).start_http(calls);
   if (!err.empty()) {
     lua_pushnil(L);
@@ -168,6 +175,10 @@ int svc_set_method(lua_State* L) {
   const std::string_view m = arg_string(L, 1);
   if (m.empty() || m.size() > 32 || !http::detail::is_token(m))
     luaL_error(L, "gw.service.request.set_method: method must be an HTTP token");
+  // HEAD changes how the response is framed (no body whatever its headers say): the response
+  // parser follows the client's method, so neither side of the change may be HEAD.
+  if (m == "HEAD" || host(L).req_method() == "HEAD")
+    luaL_error(L, "gw.service.request.set_method: a request cannot be changed to or from HEAD");
   host(L).up_set_method(m);
   return 0;
 }
@@ -201,8 +212,8 @@ void push_result(lua_State* L, const HttpResult& r) {
 
 int push_wait_results(lua_State* L, ScriptHost& h, Wait what) {
   switch (what) {
-    case Wait::none:
-    case Wait::sleep: return 0;
+    case Wait::none: return 0;
+    case Wait::sleep: lua_pushboolean(L, 1); return 1;
     case Wait::body: push(L, h.req_body()); return 1;
     case Wait::http_one: {
       if (h.http_results.empty()) {

@@ -13,7 +13,12 @@ extern "C" {
 
 namespace lg::lua {
 
-inline ScriptHost& host(lua_State* L) { return *static_cast<ScriptHost*>(Vm::current_request(L)); }
+// The running request. At a script's top level (while it loads) there is none: an error.
+inline ScriptHost& host(lua_State* L) {
+  auto* h = static_cast<ScriptHost*>(Vm::current_request(L));
+  if (!h) luaL_error(L, "this gw function needs a request: call it inside a phase handler, not at load time");
+  return *h;
+}
 
 inline std::string_view arg_string(lua_State* L, int i) {
   std::size_t n = 0;

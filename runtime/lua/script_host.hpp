@@ -27,6 +27,7 @@ struct HttpCall {
   std::string body;
   bool has_body = false;
   std::int64_t timeout_ms = 0;  // whole call (connect + send + response); 0: the upstream's read timeout
+  std::uint64_t max_body = 0;   // response body limit (0: limits.max_body_bytes)
 };
 
 struct HttpResult {

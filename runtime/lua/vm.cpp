@@ -7,7 +7,6 @@
 // trace ever compiled the CPU budget holds, and the JIT-only CVE-2024-25177 (unsinking of
 // IR_FSTORE for a NULL metatable) cannot be reached.
 #include "lua/vm.hpp"
-#include "lua/vm.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -461,6 +460,11 @@ RunResult Vm::resume(Suspended& s, void* request, const std::function<int(lua_St
   const int co_ref = s.co_ref;
   s.co = nullptr;
   s.co_ref = -1;
+  if (lua_status(co) != LUA_YIELD) {  // not where the host left it: never resume blindly
+    lua_settop(co, 0);
+    luaL_unref(impl_->L, LUA_REGISTRYINDEX, co_ref);
+    return {Outcome::runtime_error, s.chunkname + ": the waiting handler was resumed by something else"};
+  }
   int nargs = 0;
   if (!impl_->push_on(co, co_ref, s.chunkname, &push_results, nargs))
     return {Outcome::runtime_error, s.chunkname + ": error while pushing a wait's results"};

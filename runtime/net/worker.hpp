@@ -104,6 +104,7 @@ class Worker {
   // Log phases still waiting after their connection moved on (a drain waits for them).
   void log_task_started(LogTask* t) { log_tasks_.insert(t); }
   void log_task_ended(LogTask* t);
+  std::size_t log_tasks() const { return log_tasks_.size(); }
   bool accepting_more() const;
 
  private:

@@ -112,6 +112,7 @@ void ClientConnection::on_read(Stream&, int err, std::size_t n) {
     case Phase::reading_head: on_head_bytes(); break;
     case Phase::sending_request: send_request_part(); break;
     case Phase::reading_body: on_script_body_bytes(); break;
+    case Phase::scripting: watch_client(); break;  // bytes wait in rbuf_ for the request to go on
     case Phase::tunnel: pump_client_to_upstream(); break;
     default: break;  // the bytes wait in rbuf_ (an early response ends this request anyway)
   }
@@ -345,9 +346,7 @@ void ClientConnection::on_written(Stream&, int err) {
     case ClientWrite::local_answer: finish_request(); return;
     case ClientWrite::continue_100:
       if (phase_ == Phase::reading_body) {  // a script reads the body: now the client sends it
-        waiting_on_client_ = true;
-        set_deadline(w_.limits().client_body_timeout.count());
-        read_client();
+        on_script_body_bytes();
         return;
       }
       send_continue_then_read_body();

@@ -98,6 +98,8 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   bool run_request_phases(lua::Phase from, bool resuming);
   bool settle_phase(const lua::PhaseReport& r, lua::Phase p);
   void enter_script_wait(lua::Phase p);
+  void keep_request_head();
+  void watch_client();
   bool run_response_scripts(const http::ResponseHead& resp);  // false when answered (500) or waiting
   void run_log_scripts();
   void script_failed(const lua::PhaseReport& report);

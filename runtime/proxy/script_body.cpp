@@ -35,6 +35,7 @@ std::string ClientConnection::read_request_body() {
 // bytes are copied out and the buffer is cut back to the end of the head, so reads land there.
 void ClientConnection::start_body_read(BodyThen then) {
   ScriptRequest& s = x_->script;
+  keep_request_head();  // the body may take several turns of the loop
   body_then_ = then;
   s.req_body_buf.clear();
   req_body_ = head_.body;
@@ -50,6 +51,9 @@ void ClientConnection::start_body_read(BodyThen then) {
 }
 
 void ClientConnection::on_script_body_bytes() {
+  // A 100 Continue still on its way out: its completion calls here again, and nothing else may
+  // be written before it is done.
+  if (client_write_ == ClientWrite::continue_100) return;
   ScriptRequest& s = x_->script;
   char* const body_start = rbuf_.read_ptr() + head_.head_bytes;
   std::size_t avail = rbuf_.size() - head_.head_bytes;
@@ -94,6 +98,7 @@ void ClientConnection::on_script_body_bytes() {
   if (head_.expect_continue && !sent_100_ && !http10_) {
     sent_100_ = true;
     write_client(ClientWrite::continue_100, kContinue, sizeof kContinue - 1);
+    return;  // on_written comes back here
   }
   waiting_on_client_ = true;
   set_deadline(w_.limits().client_body_timeout.count());

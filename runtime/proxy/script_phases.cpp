@@ -17,6 +17,8 @@
 namespace lg {
 
 namespace {
+constexpr std::size_t kMaxLogTasks = 4096;  // per worker
+
 const char* outcome_kind(lua::Outcome o) {
   switch (o) {
     case lua::Outcome::cpu_exceeded: return "cpu";
@@ -41,6 +43,7 @@ bool ClientConnection::run_request_scripts() {
   s.reset();
   s.upstreams = &pin_->snap->config.upstreams;
   s.shared = w_.shared_state();
+  s.wait_limit_ms = pin_->snap->config.scripts.wait_limit.count();
   s.io.bind(&w_, pin_, this);
   // Later phases run after the read buffer moved on: only then is the request copied.
   const bool later = phases & (lua::phase_bit(lua::Phase::response) | lua::phase_bit(lua::Phase::body) | lua::phase_bit(lua::Phase::log));
@@ -68,6 +71,7 @@ bool ClientConnection::settle_phase(const lua::PhaseReport& r, lua::Phase p) {
   switch (r.verdict) {
     case lua::PhaseReport::next: return true;
     case lua::PhaseReport::failed:
+      x_->script.io.cancel();  // a run killed right at a wait leaves that wait started
       if (p == lua::Phase::response) release_upstream(false);  // its response is dropped unread
       script_failed(r);
       return false;
@@ -82,19 +86,29 @@ bool ClientConnection::settle_phase(const lua::PhaseReport& r, lua::Phase p) {
 void ClientConnection::enter_script_wait(lua::Phase p) {
   ScriptRequest& s = x_->script;
   if (p == lua::Phase::rewrite || p == lua::Phase::access) {
-    if (head_.headers != &s.saved_req_headers) {
-      s.saved_req_headers = *head_.headers;
-      head_.headers = &s.saved_req_headers;
-      if (s.live_headers) s.live_headers = head_.headers;
-    }
+    keep_request_head();
   } else if (p == lua::Phase::response && saved_resp_.headers != &s.saved_up_headers) {
     s.saved_up_headers = *saved_resp_.headers;
     saved_resp_.headers = &s.saved_up_headers;
     s.resp_headers = saved_resp_.headers;
   }
   waiting_phase_ = p;
-  if (phase_ != Phase::reading_body) phase_ = Phase::scripting;
+  if (phase_ != Phase::reading_body) {
+    phase_ = Phase::scripting;
+    watch_client();
+  }
   deadline_ms = 0;  // every wait is bounded by its own timer or timeout
+}
+
+// The request head's field list lives in the worker's scratch, which the next head parsed on
+// this worker overwrites: a request that leaves the loop's turn before its upstream head is
+// written keeps its own copy (the views still point into rbuf_, which stays put).
+void ClientConnection::keep_request_head() {
+  ScriptRequest& s = x_->script;
+  if (head_.headers == &s.saved_req_headers) return;
+  s.saved_req_headers = *head_.headers;
+  head_.headers = &s.saved_req_headers;
+  if (s.live_headers) s.live_headers = head_.headers;
 }
 
 void ClientConnection::on_script_wake() {
@@ -124,6 +138,14 @@ void ClientConnection::on_script_wake() {
   }
 }
 
+// While a handler waits, a lazy read stays armed so that a client who leaves is noticed (and its
+// waits cancelled) at once. Lazy: its buffer is chosen when bytes arrive, so the request may
+// consume rbuf_ meanwhile; and only while rbuf_ has room, so it is never compacted under the
+// head's views.
+void ClientConnection::watch_client() {
+  if (!client_.reading() && rbuf_.attached() && rbuf_.free_space() > 0) client_.read_lazy();
+}
+
 bool ClientConnection::run_response_scripts(const http::ResponseHead& resp) {
   if (!(pin_->scripts->route_phases[route_index_] & lua::phase_bit(lua::Phase::response))) return true;
   ScriptRequest& s = x_->script;
@@ -150,7 +172,11 @@ void ClientConnection::run_log_scripts() {
   s.status = status_;
   s.resp_headers = nullptr;
   const lua::PhaseReport r = w_.engine().run_phase(*pin_->snap, *pin_->scripts, route_index_, lua::Phase::log, s);
-  if (r.verdict == lua::PhaseReport::waiting) {  // finished by a LogTask; this request moves on
+  if (r.verdict == lua::PhaseReport::waiting && w_.log_tasks() >= kMaxLogTasks) {
+    s.io.cancel();  // too many log phases waiting already: this one is dropped, and says so
+    report_script_failure(w_, s.id, {lua::PhaseReport::failed, lua::Outcome::runtime_error,
+                                     "too many waiting log handlers on this worker", r.script}, true);
+  } else if (r.verdict == lua::PhaseReport::waiting) {  // finished by a LogTask; this request moves on
     s.own_views();
     pin_->acquire();
     LogTask::start(w_, pin_, x_, route_index_);

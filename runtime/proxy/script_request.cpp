@@ -1,5 +1,9 @@
 #include "proxy/script_request.hpp"
 
+#include <algorithm>
+
+#include "core/clock.hpp"
+
 namespace lg {
 namespace {
 
@@ -51,6 +55,11 @@ void ScriptRequest::reset() {
   body_set = false;
   up_method.clear();
   method_set = false;
+  wait_deadline_ms = 0;
+  // A pooled Exchange keeps its capacities; not those of one large body.
+  for (std::string* b : {&req_body_buf, &up_body, &body})
+    if (b->capacity() > kKeepBytes) std::string().swap(*b);
+  if (http_results.capacity() > lua::kMaxMultiCalls) std::vector<lua::HttpResult>().swap(http_results);
 }
 
 void ScriptRequest::bind_request(const http::RequestHead& head, std::string_view m, std::string_view norm_path,
@@ -113,6 +122,35 @@ void ScriptRequest::own_views() {
   path = own_path;
   client_ip = own_ip;
   id = own_id;
+}
+
+namespace {
+constexpr char kWaitLimit[] = "wait limit reached (scripts.wait_limit)";
+}
+
+// Every wait of a request ends by its wait deadline: a sleep or a sub-request timeout is cut
+// short there, and a wait started after it fails at once.
+static std::int64_t wait_left(ScriptRequest& s) {
+  const std::int64_t now = monotonic_ms();
+  if (s.wait_deadline_ms == 0) s.wait_deadline_ms = now + s.wait_limit_ms;
+  return s.wait_deadline_ms - now;
+}
+
+std::string ScriptRequest::start_sleep(std::int64_t ms) {
+  const std::int64_t left = wait_left(*this);
+  if (left <= 0) return kWaitLimit;
+  return io.sleep(std::min(ms, left));
+}
+
+std::string ScriptRequest::start_http(std::vector<lua::HttpCall>& calls) {
+  const std::int64_t left = wait_left(*this);
+  if (left <= 0) return kWaitLimit;
+  if (upstreams)
+    for (lua::HttpCall& c : calls) {
+      const std::int64_t t = c.timeout_ms > 0 ? c.timeout_ms : (*upstreams)[c.upstream].timeouts.read.count();
+      c.timeout_ms = std::min(t, left);
+    }
+  return io.http(calls, http_results, id);
 }
 
 int ScriptRequest::find_upstream(std::string_view name) const {

@@ -9,6 +9,7 @@
 
 #include "config/config.hpp"
 #include "http/message.hpp"
+#include "lua/async_bindings.hpp"
 #include "lua/script_host.hpp"
 #include "proxy/head_writers.hpp"
 #include "proxy/script_wait.hpp"
@@ -41,6 +42,7 @@ class ScriptRequest final : public lua::ScriptHost {
   int status = 0;
   const std::vector<http::Header>* resp_headers = nullptr;
 
+  static constexpr std::size_t kKeepBytes = 64u << 10;  // body capacity kept across requests
   void reset();
   // Copies the facts still viewed from the connection (method, path, ip, id) into owned strings:
   // a log phase that waits outlives the connection's request.
@@ -92,8 +94,10 @@ class ScriptRequest final : public lua::ScriptHost {
   void resp_clear_header(std::string_view name) override;
 
   // Waiting calls (see lua::ScriptHost), carried out by `io` for the owner bound to it.
-  std::string start_sleep(std::int64_t ms) override { return io.sleep(ms); }
-  std::string start_http(std::vector<lua::HttpCall>& calls) override { return io.http(calls, http_results, id); }
+  std::string start_sleep(std::int64_t ms) override;
+  std::string start_http(std::vector<lua::HttpCall>& calls) override;
+  std::int64_t wait_limit_ms = 60'000;  // scripts.wait_limit: all of a request's waits together
+  std::int64_t wait_deadline_ms = 0;    // set by the first wait
   int find_upstream(std::string_view name) const override;
   std::string start_read_body() override;
   bool body_read() const override { return req_body_ready; }

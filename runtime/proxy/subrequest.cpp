@@ -6,9 +6,6 @@
 namespace lg {
 
 namespace {
-bool idempotent(std::string_view m) {
-  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" || m == "TRACE";
-}
 bool hop_by_hop(std::string_view n) {
   for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
                              "upgrade", "content-length", "host", "expect"})
@@ -21,6 +18,7 @@ SubRequest::SubRequest(Worker& w, PinnedSnapshot& pin, const lua::HttpCall& call
                        SubRequestOwner& owner, std::size_t index, std::string_view request_id)
     : w_(w), pin_(pin), call_(call), out_(out), owner_(owner), index_(index), request_id_(request_id) {
   max_body_ = pin.snap->config.limits.max_body_bytes;
+  if (call.max_body > 0) max_body_ = std::min<std::uint64_t>(max_body_, call.max_body);
 }
 
 SubRequest::~SubRequest() {
@@ -98,11 +96,13 @@ void SubRequest::on_upstream_connected(int err) {
 }
 
 void SubRequest::send() {
-  iovec iov[2] = {make_iov(head_.data(), head_.size()), make_iov(call_.body.data(), call_.body.size())};
+  // The stream advances the iovecs in place until the write completes: they live here.
+  iov_[0] = make_iov(head_.data(), head_.size());
+  iov_[1] = make_iov(call_.body.data(), call_.body.size());
   written_ = false;
   scan_.reset();
   head_done_ = false;
-  up_->write(iov, call_.body.empty() ? 1 : 2);
+  up_->write(iov_, call_.body.empty() ? 1 : 2);
 }
 
 void SubRequest::on_upstream_written(int err) {
@@ -119,19 +119,21 @@ void SubRequest::on_upstream_read(int err, std::size_t n) {
   if (done_) return;
   if (err || n == 0) {
     // A pooled connection the target had closed: once more on a fresh one, if nothing came back.
-    if (up_->reused && !head_done_ && up_->buf.empty() && !retried_stale_ && idempotent(call_.method)) {
+    if (up_->reused && !head_done_ && up_->buf.empty() && !retried_stale_ && http::idempotent_method(call_.method)) {
       retried_stale_ = true;
       release_connection(false);
       tried_ = 0;
       try_target();
       return;
     }
-    if (head_done_ && body_kind_ == http::BodyKind::until_close) {
+    if (head_done_ && body_kind_ == http::BodyKind::until_close && !err) {
       reusable_ = false;
       finish();
       return;
     }
-    fail(head_done_ ? "upstream closed mid-response" : "upstream closed the connection", true);
+    // A reset is not counted toward passive health (as on the main path): it may be a stale
+    // pooled connection.
+    fail(head_done_ ? "upstream closed mid-response" : "upstream closed the connection", false);
     return;
   }
   on_bytes();

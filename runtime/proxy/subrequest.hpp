@@ -3,6 +3,8 @@
 // timeout, the response by the body limit. The result is written into a lua::HttpResult and the
 // owner is told once, with no callback after that; a cancelled call tells nobody.
 #pragma once
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -59,6 +61,7 @@ class SubRequest final : public Timed, public UpstreamUser {
   SubRequestOwner& owner_;
   std::size_t index_;
   std::string head_;  // request head
+  iovec iov_[2];      // head, body: valid until the write completes
   std::string request_id_;
   UpstreamConnection* up_ = nullptr;
   TargetState* target_ = nullptr;

@@ -353,9 +353,13 @@ void ClientConnection::on_response_part_written(int) {
 
 bool ClientConnection::can_retry() const {
   // Only a stale pooled connection (closed by the target while idle) before any response byte,
-  // for a request without a body that is safe to repeat.
-  return up_ && up_->reused && up_->buf.empty() && req_body_ == http::BodyKind::none &&
-         idempotent(method_bit_) && !response_started_ && attempts_ < 8 &&
+  // for a request safe to repeat: the method that went upstream (a script may have changed it)
+  // is idempotent, and any body is still here to resend.
+  const bool method_ok = scripted_ && x_->script.method_set ? http::idempotent_method(x_->script.up_method)
+                                                            : idempotent(method_bit_);
+  const bool body_ok = req_body_ == http::BodyKind::none;  // scripted bodies are kept whole in x_
+  return up_ && up_->reused && up_->buf.empty() && body_ok &&
+         method_ok && !response_started_ && attempts_ < 8 &&
          (phase_ == Phase::sending_request || phase_ == Phase::awaiting_response);
 }
 

@@ -121,6 +121,17 @@ return {
 }
 """
 
+BIGSUB = """\
+return {
+  access = function(conf)
+    local body = string.rep("0123456789abcdef", 65536)  -- 1 MiB: the send buffer takes it in parts
+    local res, err = gw.http.request("alt", { method = "POST", path = "/sink", body = body })
+    if not res then return gw.response.exit(502, { err = err }) end
+    return gw.response.exit(200, res.body)
+  end,
+}
+"""
+
 BADWAIT = """\
 return {
   access = function(conf)
@@ -137,6 +148,8 @@ return {
       gw.service.request.set_header("X-Pcall", tostring(ok))
     elseif k == "gsub" then
       string.gsub("a", "a", function() gw.sleep(0.01) end)
+    elseif k == "head" then
+      gw.service.request.set_method("HEAD")
     end
   end,
 }
@@ -187,11 +200,13 @@ routes:
     route("badwait", "[ badwait ]"),
     route("cpu", "[ cpu ]"),
     route("versioned", "[ versioned ]"),
+    route("bigsub", "[ bigsub ]"),
 ])
 
 SCRIPTS = {"scripts/sleeper.lua": SLEEPER, "scripts/sub.lua": SUB, "scripts/multi.lua": MULTI,
            "scripts/phases.lua": PHASES, "scripts/body.lua": BODY, "scripts/badwait.lua": BADWAIT,
-           "scripts/cpu.lua": CPU, "scripts/versioned.lua": VERSIONED.replace("{v}", "1")}
+           "scripts/cpu.lua": CPU, "scripts/versioned.lua": VERSIONED.replace("{v}", "1"),
+           "scripts/bigsub.lua": BIGSUB}
 
 
 class ScriptWaits(unittest.TestCase):
@@ -334,7 +349,7 @@ class ScriptWaits(unittest.TestCase):
         self.assertEqual((e["method"], e["body"]), ("PUT", "replaced!"))
 
     def test_bad_waits_are_500_and_the_worker_lives(self):
-        for k in ("co", "unknown", "badopt", "gsub"):
+        for k in ("co", "unknown", "badopt", "gsub", "head"):
             st, _, body = self.get("badwait.test", f"/echo?k={k}")
             self.assertEqual(st, 500, k)
             self.assertIn(b"script error", body)
@@ -412,6 +427,87 @@ class ScriptWaits(unittest.TestCase):
         self.assertEqual((lgtest.echo_header(e, "X-Before-Wait"), lgtest.echo_header(e, "X-After-Wait")), ("1", "1"))
         lgtest.wait_until(lambda: "versioned log phase of v1 done for swap-old-1" in self.gw.stderr_text(), 5,
                           what="the old request's log phase on v1")
+
+    def test_large_sub_request_body(self):
+        st, _, body = self.get("bigsub.test", "/")
+        self.assertEqual(st, 200, body)
+        self.assertEqual(json.loads(body), {"bytes": 1 << 20})
+
+    def test_set_body_while_other_heads_are_parsed(self):
+        """The request head outlives the loop's turn while its body is read (set_body): other
+        connections parsing heads on the same worker must not change it."""
+        with RawConn(self.gw.port) as c:
+            c.send(b"POST /echo?mode=replace HTTP/1.1\r\nHost: body.test\r\nX-Mine: first-client\r\n"
+                   b"Content-Length: 6\r\n\r\nab")
+            time.sleep(0.1)
+            for i in range(5):  # other heads on the same worker meanwhile
+                st, _, _ = self.get("plain.test", "/echo", headers={"X-Mine": f"other-{i}", "X-Other": "x" * 200})
+                self.assertEqual(st, 200)
+            c.send(b"cdef")
+            r = c.read_response()
+        self.assertEqual(r.status, 200)
+        e = echo_json(r.body)
+        self.assertEqual(lgtest.echo_header(e, "X-Mine"), "first-client")
+        self.assertIsNone(lgtest.echo_header(e, "X-Other"))
+        self.assertEqual((e["method"], e["body"]), ("PUT", "replaced!"))
+
+    def test_client_that_leaves_is_noticed_while_its_handler_waits(self):
+        s = socket.create_connection(("127.0.0.1", self.gw.port), timeout=5)
+        s.sendall(b"GET /echo?ms=4000 HTTP/1.1\r\nHost: sleep.test\r\nX-Request-ID: leaver-1\r\n\r\n")
+        time.sleep(0.2)
+        s.close()
+        # The access log line (status 499) is written when the close is seen, long before the
+        # 4 s sleep would end.
+        lines = lgtest.wait_until(
+            lambda: [l for l in self.gw.access_log_lines() if l.get("request_id") == "leaver-1"], 2.5,
+            what="access log line of the request whose client left")
+        self.assertEqual(lines[0]["status"], 499)
+
+    def test_top_level_gw_calls_are_load_errors_not_crashes(self):
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "scripts"))
+            with open(os.path.join(d, "scripts", "top.lua"), "w") as f:
+                f.write("local m = gw.request.get_method()\nreturn { access = function() end }\n")
+            with open(os.path.join(d, "gw.yaml"), "w") as f:
+                f.write(CONFIG.split("upstreams:")[0].replace("{PORT}", "1").replace("{ADMIN_PORT}", "2") +
+                        "upstreams:\n  app: { targets: [ \"127.0.0.1:1\" ] }\nroutes:\n"
+                        "  - { name: r, match: { path: \"/*\" }, upstream: app, scripts: [ top ] }\n")
+            rc, out, err = lgtest.run_cli(["check", "-c", os.path.join(d, "gw.yaml")])
+        self.assertNotIn(rc, (0, -11, 139))  # rejected, not a segfault
+        self.assertIn("scripts/top.lua:1:", err + out)
+        self.assertIn("needs a request", err + out)
+
+
+class WaitLimit(unittest.TestCase):
+    def test_waits_stop_at_the_wait_limit(self):
+        script = """\
+return {
+  access = function(conf)
+    local n, err = 0, nil
+    for i = 1, 10 do
+      local ok, e = gw.sleep(0.4)
+      if not ok then err = e break end
+      n = n + 1
+    end
+    return gw.response.exit(200, { slept = n, err = err })
+  end,
+}
+"""
+        config = CONFIG.replace("budget: { cpu: 50ms, memory: 32m }", "budget: { cpu: 50ms, memory: 32m }\n  wait_limit: 1s")
+        self.assertIn("wait_limit: 1s", config)
+        with Backend("app") as app, Gateway(config, extra_files={**SCRIPTS, "scripts/sleeper.lua": script},
+                                            values={"APP_PORT": app.port, "ALT_PORT": app.port,
+                                                    "DEAD_PORT": lgtest.free_port()}) as gw:
+            t0 = time.monotonic()
+            st, _, body = http(gw.port, "GET", "/", headers={"Host": "sleep.test"}, timeout=10)
+            elapsed = time.monotonic() - t0
+        self.assertEqual(st, 200, body)
+        r = json.loads(body)
+        self.assertEqual(r["err"], "wait limit reached (scripts.wait_limit)")
+        self.assertIn(r["slept"], (2, 3))  # 0.4 + 0.4 + (cut to what is left of 1 s)
+        self.assertGreaterEqual(elapsed, 0.8)
+        self.assertLess(elapsed, 3.5)  # ten sleeps would take 4 s
 
 
 if __name__ == "__main__":
