@@ -1,5 +1,7 @@
 #include "proxy/subrequest.hpp"
 
+#include <fmt/format.h>
+
 #include "http/response_parser.hpp"
 #include "net/worker.hpp"
 
@@ -261,6 +263,10 @@ void SubRequest::fail(const char* error, bool target_fault) {
 
 void SubRequest::finish() {
   done_ = true;
+  const char* result = out_.status > 0 ? "ok" : out_.error == "timeout" ? "timeout" : "error";
+  w_.metrics().add(w_.metrics().series(
+      "gateway_script_subrequests_total", "gw.http sub-requests by upstream and result (ok, timeout, error).",
+      fmt::format("upstream=\"{}\",result=\"{}\"", pin_.snap->upstreams[call_.upstream].config->name, result)));
   w_.timers().remove(this);
   release_connection(reusable_ && up_ && up_->buf.empty() && written_);
   owner_.on_subrequest_done(index_);  // last: the owner may delete this (deferred)

@@ -270,6 +270,10 @@ class ScriptWaits(unittest.TestCase):
         self.assertIn(r["results"][2], ("error:connect failed", "error:no upstream target available"))
         self.assertEqual(r["results"][3], "error:timeout")
         self.assertEqual(r["results"][4], "200:alt")
+        m = lgtest.get_metrics(self.gw.admin_port)
+        self.assertGreaterEqual(lgtest.metric(m, "gateway_script_subrequests_total", upstream="app", result="timeout"), 1)
+        self.assertGreaterEqual(lgtest.metric(m, "gateway_script_subrequests_total", upstream="alt", result="ok"), 2)
+        self.assertGreaterEqual(lgtest.metric(m, "gateway_script_subrequests_total", upstream="dead", result="error"), 1)
 
     def test_waits_in_every_phase(self):
         mark = self.alt.mark()
