@@ -98,11 +98,13 @@ void Governor::arm_kill(lua_State* L) { set_hook(L, 1); }
 namespace {
 
 // "chunk:line:" of the innermost script function at or above `level` (the sandbox's own
-// wrappers skipped), or "".
+// wrappers and the stdlib skipped: the line to show is the script's call), or "".
 std::string where(lua_State* L, int level) {
   lua_Debug ar;
   for (int lv = level; lv < level + 8 && lua_getstack(L, lv, &ar); ++lv) {
-    if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0 && std::string_view(ar.source) != "=lunagate.sandbox")
+    if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue;
+    const std::string_view src(ar.source);
+    if (src != "=lunagate.sandbox" && !src.starts_with("@stdlib/"))
       return std::string(ar.short_src) + ":" + std::to_string(ar.currentline) + ":";
   }
   return {};

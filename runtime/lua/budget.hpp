@@ -6,7 +6,8 @@
 // right now is governor->run: a coroutine can outlive its request (a script may keep one in a
 // chunk-level local), so nothing per-request is ever stored in a coroutine.
 //
-// What bounds a script (JIT engine off for the whole state, so every instruction is interpreted):
+// What bounds a script (its code is never JIT-compiled, so every instruction of it is interpreted;
+// only stdlib loops bounded by their input may run as traces, see sandbox.hpp):
 // - a count hook every kHookCount instructions compares a monotonic clock with the deadline;
 // - a call hook on every Lua function call refuses Lua stacks deeper than kMaxLuaSlots slots and
 //   C stacks deeper than the run's C-stack allowance (gsub/coroutine.wrap/metamethod recursion);

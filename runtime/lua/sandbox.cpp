@@ -101,21 +101,6 @@ void mark_protected(lua_State* L, int idx) {
   lua_pop(L, 1);
 }
 
-// Replaces the table on top of the stack by a read-only proxy of it.
-void to_proxy(lua_State* L) {
-  lua_newtable(L);                  // real proxy
-  lua_newtable(L);                  // real proxy mt
-  lua_pushvalue(L, -3);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, readonly_newindex);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushboolean(L, 0);
-  lua_setfield(L, -2, "__metatable");
-  lua_setmetatable(L, -2);          // real proxy
-  lua_remove(L, -2);                // proxy
-  mark_protected(L, -1);
-}
-
 // base[name] = a read-only proxy of a copy of G[name], without the field `skip`.
 void copy_library(lua_State* L, int G, int base, const char* name, const char* skip) {
   lua_getfield(L, G, name);
@@ -149,7 +134,29 @@ void set_wrapped(lua_State* L, int from, int to, const char* name, lua_CFunction
   lua_setfield(L, to, name);
 }
 
+// Marks every Lua function of the table at `t` no-JIT. LuaJIT implements a few builtins in Lua
+// (table.remove, string.len, math.deg/rad); with the engine on they would otherwise be compiled
+// when hot, and table.remove's loop over the array would then run without hook events.
+void jit_off_lua_functions(lua_State* L, int t) {
+  for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1))
+    if (lua_isfunction(L, -1) && !lua_iscfunction(L, -1)) luaJIT_setmode(L, -1, LUAJIT_MODE_FUNC | LUAJIT_MODE_OFF);
+}
+
 }  // namespace
+
+void to_proxy(lua_State* L) {
+  lua_newtable(L);                  // real proxy
+  lua_newtable(L);                  // real proxy mt
+  lua_pushvalue(L, -3);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, readonly_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);          // real proxy
+  lua_remove(L, -2);                // proxy
+  mark_protected(L, -1);
+}
 
 int build_sandbox(lua_State* L) {
   const luaL_Reg libs[] = {{"", luaopen_base},           {LUA_TABLIBNAME, luaopen_table},
@@ -173,6 +180,12 @@ int build_sandbox(lua_State* L) {
   lua_setfield(L, LUA_REGISTRYINDEX, "lg.msg.mem");
 
   const int G = LUA_GLOBALSINDEX;
+  jit_off_lua_functions(L, G);
+  for (const char* lib : {"string", "table", "math", "os", "bit", "coroutine"}) {
+    lua_getfield(L, G, lib);
+    jit_off_lua_functions(L, lua_gettop(L));
+    lua_pop(L, 1);
+  }
   lua_newtable(L);
   const int base = lua_gettop(L);
   for (const char* name : {"assert", "error", "ipairs", "next", "pairs", "rawequal", "rawget", "select",
@@ -237,6 +250,7 @@ int build_sandbox(lua_State* L) {
   const int co = lua_gettop(L);
   for (const char* name : {"create", "running", "status", "isyieldable"}) copy_field(L, rco, co, name);
   if (luaL_loadbuffer(L, kWrappers, sizeof kWrappers - 1, "=lunagate.sandbox") != 0) return lua_error(L);
+  luaJIT_setmode(L, -1, LUAJIT_MODE_ALLFUNC | LUAJIT_MODE_OFF);  // they call user functions
   lua_newtable(L);
   lua_setfenv(L, -2);
   lua_getfield(L, G, "pcall");
@@ -265,6 +279,7 @@ int build_sandbox(lua_State* L) {
   lua_setfield(L, base, "gw");
 
   lua_setfield(L, LUA_REGISTRYINDEX, kBaseKey);
+  open_stdlib(L);
   return 0;
 }
 

@@ -1,11 +1,15 @@
-// The per-worker script VM: one lua_State with a budget-enforcing allocator, the JIT engine off,
-// and the sandbox of sandbox.hpp. See budget.hpp for what bounds a running script.
+// The per-worker script VM: one lua_State with a budget-enforcing allocator, the JIT engine on
+// for trusted stdlib code only, and the sandbox of sandbox.hpp. See budget.hpp for what bounds a
+// running script.
 //
-// JIT: luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF) for the whole state, and
-// every user chunk is also marked LUAJIT_MODE_ALLFUNC | LUAJIT_MODE_OFF (defence in depth, if
-// trusted code ever turns the engine back on). Count hooks do not fire inside traces; with no
-// trace ever compiled the CPU budget holds, and the JIT-only CVE-2024-25177 (unsinking of
-// IR_FSTORE for a NULL metatable) cannot be reached.
+// JIT: detail::set_jit_engine turns the engine on for the state (luaopen_jit; before it the
+// engine was never initialized, so nothing was compiled), and every user chunk is marked
+// LUAJIT_MODE_ALLFUNC | LUAJIT_MODE_OFF in load(): its functions, closures and the coroutines
+// made of them stay interpreted, so count hooks keep firing in user code (they do not fire
+// inside traces) and the CPU budget holds. Only stdlib functions are compiled (sandbox.hpp):
+// loops bounded by their input, that call no user code. The JIT-only CVE-2024-25177 (unsinking
+// of IR_FSTORE for a NULL metatable) needs setmetatable(t, nil) in compiled code: no stdlib
+// module calls it. tests/unit/lua/stdlib_test.cpp checks that no user bytecode ends up in a trace.
 #include "lua/vm.hpp"
 
 #include <algorithm>
@@ -230,7 +234,7 @@ Vm::Vm() : impl_(std::make_unique<Impl>()) {
   impl_->L = L;
   lua_setexdata(L, &impl_->gov);  // inherited by every coroutine of the state
   impl_->gov.set_state(L);
-  luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+  detail::set_jit_engine(L, true);  // false: everything interpreted (see the top of this file)
   if (lua_cpcall(L, &detail::build_sandbox, nullptr) != 0) {
     std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "?";
     lua_close(L);

@@ -270,7 +270,7 @@ TEST_CASE("lua vm: cost per run (measurement, not asserted)", "[lua]") {
       "local n = 0 for i = 1, 10 do n = n + i end\n"
       "return gw.test.request_path()",
       50000);
-  std::cout << "lua vm (JIT engine off, count+call hooks): run() of a trivial handler: " << bare
+  std::cout << "lua vm (user code interpreted, count+call hooks): run() of a trivial handler: " << bare
             << " ns without arguments, " << trivial << " ns with the corpus' req table; header-manipulation handler: "
             << header << " ns\n";
   CHECK(trivial > 0);
