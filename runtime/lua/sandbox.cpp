@@ -20,9 +20,10 @@ namespace {
 //   The handler therefore sees the error object but cannot inspect the failed frames (debug is
 //   not available to scripts anyway).
 // - coroutine.yield refuses to suspend the handler's own coroutine: only the gateway's async
-//   calls may suspend a request.
+//   calls may suspend a request, and coroutine.running() returns nil there (the handler's
+//   coroutine is never handed to a script).
 constexpr const char kWrappers[] = R"lua(
-local pcall, type, error, check, is_root, co_resume, co_wrap, co_yield = ...
+local pcall, type, error, check, is_root, co_resume, co_wrap, co_yield, co_running = ...
 local function pass(...) check() return ... end
 local function safe_pcall(f, ...) return pass(pcall(f, ...)) end
 local function finish_x(handler, ok, ...)
@@ -49,7 +50,13 @@ local function safe_yield(...)
   end
   return co_yield(...)
 end
-return safe_pcall, safe_xpcall, safe_resume, safe_wrap, safe_yield
+-- The handler's own coroutine is the gateway's: a script that got hold of it could resume it
+-- while it waits in a gateway call (from another request). Like Lua 5.1's main thread, it is nil.
+local function safe_running()
+  if is_root() then return nil end
+  return co_running()
+end
+return safe_pcall, safe_xpcall, safe_resume, safe_wrap, safe_yield, safe_running
 )lua";
 
 int readonly_newindex(lua_State* L) {
@@ -248,7 +255,7 @@ int build_sandbox(lua_State* L) {
   const int rco = lua_gettop(L);
   lua_newtable(L);
   const int co = lua_gettop(L);
-  for (const char* name : {"create", "running", "status", "isyieldable"}) copy_field(L, rco, co, name);
+  for (const char* name : {"create", "status", "isyieldable"}) copy_field(L, rco, co, name);
   if (luaL_loadbuffer(L, kWrappers, sizeof kWrappers - 1, "=lunagate.sandbox") != 0) return lua_error(L);
   luaJIT_setmode(L, -1, LUAJIT_MODE_ALLFUNC | LUAJIT_MODE_OFF);  // they call user functions
   lua_newtable(L);
@@ -261,7 +268,9 @@ int build_sandbox(lua_State* L) {
   lua_getfield(L, rco, "resume");
   lua_getfield(L, rco, "wrap");
   lua_getfield(L, rco, "yield");
-  lua_call(L, 8, 5);
+  lua_getfield(L, rco, "running");
+  lua_call(L, 9, 6);
+  lua_setfield(L, co, "running");
   lua_setfield(L, co, "yield");
   lua_setfield(L, co, "wrap");
   lua_setfield(L, co, "resume");

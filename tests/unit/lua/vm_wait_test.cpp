@@ -161,3 +161,32 @@ TEST_CASE("lua wait: a kill after a resume cannot be swallowed by pcall", "[lua]
   CHECK(r.outcome == Outcome::cpu_exceeded);
   CHECK_FALSE(w.req.responded);
 }
+
+TEST_CASE("lua wait: the handler's coroutine is never handed to a script", "[lua][wait]") {
+  // A script that kept the handler's coroutine could resume another request's waiting handler.
+  WaitVm w(
+      "local stash = {}\n"
+      "return { access = function()\n"
+      "  local root = coroutine.running()\n"
+      "  local inner\n"
+      "  coroutine.wrap(function() inner = coroutine.running() end)()\n"
+      "  if stash.seen then\n"
+      "    local ok, err = pcall(coroutine.resume, stash.root)\n"
+      "    gw.test.respond({ status = 200, body = 'resumed:' .. tostring(ok) })\n"
+      "    return\n"
+      "  end\n"
+      "  stash.seen, stash.root = true, root\n"
+      "  gw.test.wait()\n"
+      "  gw.test.respond({ status = 200, body = tostring(root) .. ',' .. type(inner) })\n"
+      "end }");
+  Suspended a;
+  REQUIRE(w.run(a).outcome == Outcome::yielded);  // request A waits
+  TestRequest b;
+  Suspended bs;
+  RunResult rb = w.vm.run(w.h, Phase::access, budget(100), &b, [](lua_State*) { return 0; }, &bs);
+  REQUIRE(rb.outcome == Outcome::ok);  // request B tried to resume A's handler: it had nil
+  CHECK(b.response.body == "resumed:false");
+  const RunResult ra = w.resume(a, "");
+  REQUIRE(ra.outcome == Outcome::ok);
+  CHECK(w.req.response.body == "nil,thread");
+}
