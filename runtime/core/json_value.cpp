@@ -1,0 +1,429 @@
+#include "core/json_value.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+namespace lg::json {
+
+std::string_view error_text(Error e) {
+  switch (e) {
+    case Error::none: return "ok";
+    case Error::syntax: return "JSON syntax error";
+    case Error::bad_string: return "invalid JSON string";
+    case Error::bad_number: return "invalid JSON number";
+    case Error::duplicate_key: return "duplicate JSON member name";
+    case Error::too_deep: return "JSON nested too deeply";
+    case Error::too_many_nodes: return "JSON has too many values";
+    case Error::trailing: return "trailing characters after JSON value";
+  }
+  return "JSON error";
+}
+
+namespace {
+
+// Length of the UTF-8 sequence starting at p (lead byte >= 0x80), or 0 if it is not valid
+// RFC 3629 UTF-8 (overlong forms, surrogates and code points above U+10FFFF are invalid).
+std::size_t utf8_sequence(const unsigned char* p, const unsigned char* end) {
+  const unsigned c = p[0];
+  unsigned lo = 0x80, hi = 0xBF;
+  std::size_t n;
+  if (c >= 0xC2 && c <= 0xDF) n = 2;
+  else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (static_cast<std::size_t>(end - p) < n) return 0;
+  if (p[1] < lo || p[1] > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k)
+    if ((p[k] & 0xC0) != 0x80) return 0;
+  return n;
+}
+
+void append_utf8(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::uint32_t key_hash(std::string_view s) {
+  std::uint32_t h = 2166136261u;
+  for (unsigned char c : s) h = (h ^ c) * 16777619u;
+  return h;
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+}  // namespace
+
+struct Parser {
+  Document& d;
+  const char* begin;
+  const char* p;
+  const char* end;
+  Limits lim;
+  std::uint32_t depth = 0;
+  Error err = Error::none;
+
+  bool fail(Error e) {
+    if (err == Error::none) {
+      err = e;
+      d.error_offset_ = static_cast<std::size_t>(p - begin);
+    }
+    return false;
+  }
+  void ws() {
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
+  }
+  bool add(Type t, std::uint32_t& idx) {
+    if (d.nodes_.size() >= lim.max_nodes) return fail(Error::too_many_nodes);
+    idx = static_cast<std::uint32_t>(d.nodes_.size());
+    d.nodes_.push_back(Document::Node{t, false, false, 0, 0, {}});
+    return true;
+  }
+  bool literal(std::string_view word, Type t, bool truth) {
+    if (static_cast<std::size_t>(end - p) < word.size() || std::memcmp(p, word.data(), word.size()) != 0)
+      return fail(Error::syntax);
+    std::uint32_t idx;
+    if (!add(t, idx)) return false;
+    d.nodes_[idx].is_int = truth;  // booleans keep their value in is_int
+    p += word.size();
+    return true;
+  }
+
+  bool value() {
+    ws();
+    if (p == end) return fail(Error::syntax);
+    switch (*p) {
+      case '{': return object();
+      case '[': return array();
+      case '"': {
+        std::uint32_t idx;
+        return add(Type::string, idx) && string(idx);
+      }
+      case 't': return literal("true", Type::boolean, true);
+      case 'f': return literal("false", Type::boolean, false);
+      case 'n': return literal("null", Type::null, false);
+      default:
+        if (*p == '-' || is_digit(*p)) return number();
+        return fail(Error::syntax);
+    }
+  }
+
+  // p at the opening quote. Strings without escapes stay slices of the text.
+  bool string(std::uint32_t idx) {
+    ++p;
+    const char* start = p;
+    bool scratch = false;
+    std::size_t scratch_at = 0;
+    while (true) {
+      if (p == end) return fail(Error::bad_string);
+      const auto c = static_cast<unsigned char>(*p);
+      if (c == '"') break;
+      if (c < 0x20) return fail(Error::bad_string);
+      if (c < 0x80 && c != '\\') {
+        if (scratch) d.strings_.push_back(static_cast<char>(c));
+        ++p;
+        continue;
+      }
+      if (c >= 0x80) {
+        const std::size_t n = utf8_sequence(reinterpret_cast<const unsigned char*>(p),
+                                            reinterpret_cast<const unsigned char*>(end));
+        if (n == 0) return fail(Error::bad_string);
+        if (scratch) d.strings_.append(p, n);
+        p += n;
+        continue;
+      }
+      // An escape: from here on the string is built in strings_.
+      if (!scratch) {
+        scratch = true;
+        scratch_at = d.strings_.size();
+        d.strings_.append(start, static_cast<std::size_t>(p - start));
+      }
+      if (end - p < 2) return fail(Error::bad_string);
+      const char e = p[1];
+      p += 2;
+      switch (e) {
+        case '"': d.strings_.push_back('"'); break;
+        case '\\': d.strings_.push_back('\\'); break;
+        case '/': d.strings_.push_back('/'); break;
+        case 'b': d.strings_.push_back('\b'); break;
+        case 'f': d.strings_.push_back('\f'); break;
+        case 'n': d.strings_.push_back('\n'); break;
+        case 'r': d.strings_.push_back('\r'); break;
+        case 't': d.strings_.push_back('\t'); break;
+        case 'u': {
+          std::uint32_t cp;
+          if (!hex4(cp)) return fail(Error::bad_string);
+          if (cp >= 0xDC00 && cp <= 0xDFFF) return fail(Error::bad_string);
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            std::uint32_t lo;
+            if (end - p < 2 || p[0] != '\\' || p[1] != 'u') return fail(Error::bad_string);
+            p += 2;
+            if (!hex4(lo) || lo < 0xDC00 || lo > 0xDFFF) return fail(Error::bad_string);
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          }
+          append_utf8(d.strings_, cp);
+          break;
+        }
+        default: --p; return fail(Error::bad_string);
+      }
+    }
+    Document::Node& n = d.nodes_[idx];
+    if (scratch) {
+      n.in_scratch = true;
+      n.a = static_cast<std::uint32_t>(scratch_at);
+      n.b = static_cast<std::uint32_t>(d.strings_.size() - scratch_at);
+    } else {
+      n.a = static_cast<std::uint32_t>(start - begin);
+      n.b = static_cast<std::uint32_t>(p - start);
+    }
+    ++p;  // closing quote
+    return true;
+  }
+  bool hex4(std::uint32_t& cp) {
+    if (end - p < 4) return false;
+    cp = 0;
+    for (int k = 0; k < 4; ++k) {
+      const int h = hex_digit(p[k]);
+      if (h < 0) return false;
+      cp = cp << 4 | static_cast<std::uint32_t>(h);
+    }
+    p += 4;
+    return true;
+  }
+
+  bool number() {
+    const char* s = p;
+    if (*p == '-') ++p;
+    if (p == end) return fail(Error::bad_number);
+    if (*p == '0') {
+      ++p;
+      if (p < end && is_digit(*p)) return fail(Error::bad_number);
+    } else if (is_digit(*p)) {
+      while (p < end && is_digit(*p)) ++p;
+    } else {
+      return fail(Error::bad_number);
+    }
+    bool integral = true;
+    if (p < end && *p == '.') {
+      ++p;
+      if (p == end || !is_digit(*p)) return fail(Error::bad_number);
+      while (p < end && is_digit(*p)) ++p;
+      integral = false;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+      ++p;
+      if (p < end && (*p == '+' || *p == '-')) ++p;
+      if (p == end || !is_digit(*p)) return fail(Error::bad_number);
+      while (p < end && is_digit(*p)) ++p;
+      integral = false;
+    }
+    std::uint32_t idx;
+    if (!add(Type::number, idx)) return false;
+    Document::Node& n = d.nodes_[idx];
+    if (integral) {
+      // Accumulate negatively so that INT64_MIN fits; overflow falls back to a double.
+      const bool neg = *s == '-';
+      std::int64_t v = 0;
+      bool overflow = false;
+      for (const char* q = neg ? s + 1 : s; q < p && !overflow; ++q)
+        overflow = __builtin_mul_overflow(v, 10, &v) || __builtin_sub_overflow(v, *q - '0', &v);
+      if (!overflow && !neg) overflow = __builtin_mul_overflow(v, -1, &v);
+      if (!overflow) {
+        n.is_int = true;
+        n.num.i = v;
+        return true;
+      }
+    }
+    double v = 0;
+    const auto r = std::from_chars(s, p, v);
+    if (r.ec != std::errc() || r.ptr != p || !std::isfinite(v)) {
+      p = s;
+      return fail(Error::bad_number);
+    }
+    n.num.d = v;
+    return true;
+  }
+
+  bool enter() {
+    if (++depth > lim.max_depth) return fail(Error::too_deep);
+    return true;
+  }
+
+  bool array() {
+    std::uint32_t idx;
+    if (!enter() || !add(Type::array, idx)) return false;
+    ++p;
+    ws();
+    std::uint32_t count = 0;
+    if (p < end && *p == ']') {
+      ++p;
+    } else {
+      while (true) {
+        if (!value()) return false;
+        ++count;
+        ws();
+        if (p < end && *p == ',') {
+          ++p;
+          continue;
+        }
+        if (p < end && *p == ']') {
+          ++p;
+          break;
+        }
+        return fail(Error::syntax);
+      }
+    }
+    d.nodes_[idx].a = count;
+    d.nodes_[idx].b = static_cast<std::uint32_t>(d.nodes_.size());
+    --depth;
+    return true;
+  }
+
+  bool object() {
+    std::uint32_t idx;
+    if (!enter() || !add(Type::object, idx)) return false;
+    ++p;
+    ws();
+    const std::size_t base = d.keys_.size();
+    std::uint32_t count = 0;
+    if (p < end && *p == '}') {
+      ++p;
+    } else {
+      while (true) {
+        ws();
+        if (p == end || *p != '"') return fail(Error::syntax);
+        const char* key_at = p;
+        std::uint32_t key;
+        if (!add(Type::string, key) || !string(key)) return false;
+        const std::string_view name = d.string_at(key);
+        const std::uint32_t h = key_hash(name);
+        for (std::size_t k = base; k < d.keys_.size(); ++k) {
+          if (static_cast<std::uint32_t>(d.keys_[k] >> 32) == h &&
+              d.string_at(static_cast<std::uint32_t>(d.keys_[k])) == name) {
+            p = key_at;
+            return fail(Error::duplicate_key);
+          }
+        }
+        d.keys_.push_back(static_cast<std::uint64_t>(h) << 32 | key);
+        ws();
+        if (p == end || *p != ':') return fail(Error::syntax);
+        ++p;
+        if (!value()) return false;
+        ++count;
+        ws();
+        if (p < end && *p == ',') {
+          ++p;
+          continue;
+        }
+        if (p < end && *p == '}') {
+          ++p;
+          break;
+        }
+        return fail(Error::syntax);
+      }
+    }
+    d.keys_.resize(base);
+    d.nodes_[idx].a = count;
+    d.nodes_[idx].b = static_cast<std::uint32_t>(d.nodes_.size());
+    --depth;
+    return true;
+  }
+};
+
+Error Document::parse(std::string_view text, const Limits& limits) {
+  text_.assign(text.data(), text.size());
+  return parse_text(limits);
+}
+
+Error Document::parse_text(const Limits& limits) {
+  nodes_.clear();
+  strings_.clear();
+  keys_.clear();
+  failed_ = true;
+  error_offset_ = 0;
+  if (text_.size() >= 0xFFFFFFFFu) return Error::too_many_nodes;
+  Parser ps{*this, text_.data(), text_.data(), text_.data() + text_.size(), limits};
+  if (ps.value()) {
+    ps.ws();
+    if (ps.p != ps.end) ps.fail(Error::trailing);
+  }
+  failed_ = ps.err != Error::none;
+  return ps.err;
+}
+
+// ---- Value ----
+
+Type Value::type() const { return doc_ ? doc_->nodes_[idx_].type : Type::null; }
+
+bool Value::as_bool() const { return is_bool() && doc_->nodes_[idx_].is_int; }
+
+double Value::as_double() const {
+  if (!is_number()) return 0;
+  const auto& n = doc_->nodes_[idx_];
+  return n.is_int ? static_cast<double>(n.num.i) : n.num.d;
+}
+
+bool Value::as_int64(std::int64_t& out) const {
+  if (!is_number() || !doc_->nodes_[idx_].is_int) return false;
+  out = doc_->nodes_[idx_].num.i;
+  return true;
+}
+
+std::string_view Value::str() const { return is_string() ? doc_->string_at(idx_) : std::string_view(); }
+
+std::size_t Value::size() const {
+  return is_array() || is_object() ? doc_->nodes_[idx_].a : 0;
+}
+
+Value Value::find(std::string_view key) const {
+  if (!is_object()) return {};
+  const std::uint32_t end = doc_->nodes_[idx_].b;
+  for (std::uint32_t i = idx_ + 1; i < end; i = doc_->end_of(i + 1))
+    if (doc_->string_at(i) == key) return Value(doc_, i + 1, end, true);
+  return {};
+}
+
+Value Value::first() const {
+  if (size() == 0) return {};
+  const std::uint32_t end = doc_->nodes_[idx_].b;
+  return is_object() ? Value(doc_, idx_ + 2, end, true) : Value(doc_, idx_ + 1, end, false);
+}
+
+Value Value::next() const {
+  if (!doc_) return {};
+  const std::uint32_t j = doc_->end_of(idx_);
+  if (j >= end_) return {};
+  return Value(doc_, in_object_ ? j + 1 : j, end_, in_object_);
+}
+
+std::string_view Value::key() const { return doc_ && in_object_ ? doc_->string_at(idx_ - 1) : std::string_view(); }
+
+}  // namespace lg::json
