@@ -194,6 +194,7 @@ JwtLoadResult JwtKeySet::load_pem(std::string_view kid, Alg alg, std::string_vie
   if (!key.pkey) return failed(why);
   if (why = check_public_key(alg, key.pkey.get(), key.sig_bytes); !why.empty()) return failed(why);
   impl_->keys.push_back(std::move(key));
+  ERR_clear_error();  // decoders may leave entries for the formats they tried and rejected
   JwtLoadResult r;
   r.added = 1;
   return r;
@@ -226,6 +227,7 @@ JwtLoadResult JwtKeySet::load_jwks(std::string_view text, const JwksOptions& opt
   }
   for (JwtKey& k : staged) impl_->keys.push_back(std::move(k));
   r.added = staged.size();
+  ERR_clear_error();
   return r;
 }
 

@@ -199,11 +199,22 @@ bool JwtVerifierAccess::verify(std::string_view token, const JwtKeySet& keys, co
                          s64 = token.substr(d2 + 1);
   if (h64.empty() || p64.empty()) return fail(r, JwtError::malformed, "empty segment");
 
-  if (!base64url_decode(h64, r.header_doc_.text())) return fail(r, JwtError::malformed, "header is not base64url");
-  if (r.header_doc_.parse_text(kHeaderLimits) != json::Error::none)
-    return fail(r, JwtError::malformed, "header is not strict JSON");
   bool has_kid = false;
-  if (!check_header(r.header_doc_.root(), r, has_kid)) return false;
+  if (!r.header_seen_.empty() && h64 == r.header_seen_) {
+    r.alg = r.header_alg_;
+    r.kid = r.header_kid_;
+    has_kid = r.header_has_kid_;
+  } else {
+    r.header_seen_.clear();
+    if (!base64url_decode(h64, r.header_doc_.text())) return fail(r, JwtError::malformed, "header is not base64url");
+    if (r.header_doc_.parse_text(kHeaderLimits) != json::Error::none)
+      return fail(r, JwtError::malformed, "header is not strict JSON");
+    if (!check_header(r.header_doc_.root(), r, has_kid)) return false;
+    r.header_seen_.assign(h64);
+    r.header_kid_ = r.kid;
+    r.header_alg_ = r.alg;
+    r.header_has_kid_ = has_kid;
+  }
 
   const JwtKey* key = nullptr;
   if (has_kid) {
@@ -256,9 +267,9 @@ bool JwtVerifierAccess::check_claims(JwtResult& r, const JwtPolicy& policy, std:
     else if (k == "scope") c.scope_ = m;
     else if (k == "groups") c.groups_ = m;
   }
-  if ((c.sub_ && !c.sub_.is_string())) return fail(r, JwtError::malformed, "claim has the wrong type", "sub");
-  if ((c.iss_ && !c.iss_.is_string())) return fail(r, JwtError::malformed, "claim has the wrong type", "iss");
-  if ((c.jti_ && !c.jti_.is_string())) return fail(r, JwtError::malformed, "claim has the wrong type", "jti");
+  if (c.sub_ && !c.sub_.is_string()) return fail(r, JwtError::malformed, "claim has the wrong type", "sub");
+  if (c.iss_ && !c.iss_.is_string()) return fail(r, JwtError::malformed, "claim has the wrong type", "iss");
+  if (c.jti_ && !c.jti_.is_string()) return fail(r, JwtError::malformed, "claim has the wrong type", "jti");
 
   std::int64_t nbf_s = 0;
   if (exp && !numeric_date(exp, c.exp_)) return fail(r, JwtError::malformed, "claim has the wrong type", "exp");

@@ -81,6 +81,8 @@ class JwtKeySet {
 // The seam for keys that change at run time (a JWKS URL refreshed in the background): the
 // fetcher builds a complete new JwtKeySet off the data plane and publishes it; a request loads
 // the pointer once and verifies against that set, so a swap never changes a key mid-request.
+// (load() touches a shared reference count: on the request path, prefer a per-worker copy of
+// the pointer refreshed when a new set is published, as snapshots are.)
 class JwtKeyStore {
  public:
   std::shared_ptr<const JwtKeySet> load() const { return keys_.load(std::memory_order_acquire); }
@@ -183,6 +185,10 @@ class JwtClaims {
 // steady-state HS256 verify allocates nothing.
 class JwtResult {
  public:
+  JwtResult() = default;
+  JwtResult(const JwtResult&) = delete;  // claims are views into this object's buffers
+  JwtResult& operator=(const JwtResult&) = delete;
+
   bool ok() const { return error == JwtError::none; }
   JwtError error = JwtError::malformed;
   std::string_view reason;  // short static text for logs and a 401 body
@@ -194,6 +200,11 @@ class JwtResult {
  private:
   friend struct JwtVerifierAccess;
   json::Document header_doc_, payload_doc_;
+  // The last header segment that passed the header checks, and what it said: tokens of one
+  // issuer share their header, so the next one skips decoding and parsing it.
+  std::string header_seen_, header_kid_;
+  Alg header_alg_ = Alg::HS256;
+  bool header_has_kid_ = false;
 };
 
 // Verifies `token` against `keys` and `policy` at `now_unix` (seconds since the epoch; pinned

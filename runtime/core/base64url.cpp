@@ -8,13 +8,19 @@ namespace {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-constexpr std::array<std::uint8_t, 256> make_table() {
-  std::array<std::uint8_t, 256> t{};
-  for (auto& v : t) v = 0xFF;
-  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::uint8_t>(i);
+constexpr std::uint32_t kBad = 0x80000000u;
+
+// kShift[k][c]: the 6 bits of character c placed for position k of a 4-character group
+// (bits 18, 12, 6, 0), or kBad outside the alphabet: one OR per character, one test per group.
+constexpr std::array<std::array<std::uint32_t, 256>, 4> make_tables() {
+  std::array<std::array<std::uint32_t, 256>, 4> t{};
+  for (auto& row : t)
+    for (auto& v : row) v = kBad;
+  for (std::uint32_t i = 0; i < 64; ++i)
+    for (int k = 0; k < 4; ++k) t[k][static_cast<unsigned char>(kAlphabet[i])] = i << (18 - 6 * k);
   return t;
 }
-constexpr auto kTable = make_table();
+constexpr auto kShift = make_tables();
 
 }  // namespace
 
@@ -24,24 +30,22 @@ bool base64url_decode(std::string_view in, unsigned char* out) {
   const auto* s = reinterpret_cast<const unsigned char*>(in.data());
   std::size_t i = 0;
   for (; i + 4 <= n; i += 4, out += 3) {
-    const std::uint32_t a = kTable[s[i]], b = kTable[s[i + 1]], c = kTable[s[i + 2]], d = kTable[s[i + 3]];
-    if ((a | b | c | d) & 0xC0) return false;
-    const std::uint32_t v = a << 18 | b << 12 | c << 6 | d;
+    const std::uint32_t v = kShift[0][s[i]] | kShift[1][s[i + 1]] | kShift[2][s[i + 2]] | kShift[3][s[i + 3]];
+    if (v & kBad) return false;
     out[0] = static_cast<unsigned char>(v >> 16);
     out[1] = static_cast<unsigned char>(v >> 8);
     out[2] = static_cast<unsigned char>(v);
   }
   const std::size_t rest = n - i;
   if (rest == 2) {
-    const std::uint32_t a = kTable[s[i]], b = kTable[s[i + 1]];
-    if (((a | b) & 0xC0) || (b & 0x0F)) return false;
-    out[0] = static_cast<unsigned char>(a << 2 | b >> 4);
+    const std::uint32_t v = kShift[0][s[i]] | kShift[1][s[i + 1]];
+    if ((v & kBad) || (v & 0xFFFF)) return false;  // the 4 low bits of the second character must be 0
+    out[0] = static_cast<unsigned char>(v >> 16);
   } else if (rest == 3) {
-    const std::uint32_t a = kTable[s[i]], b = kTable[s[i + 1]], c = kTable[s[i + 2]];
-    if (((a | b | c) & 0xC0) || (c & 0x03)) return false;
-    const std::uint32_t v = a << 10 | b << 4 | c >> 2;
-    out[0] = static_cast<unsigned char>(v >> 8);
-    out[1] = static_cast<unsigned char>(v);
+    const std::uint32_t v = kShift[0][s[i]] | kShift[1][s[i + 1]] | kShift[2][s[i + 2]];
+    if ((v & kBad) || (v & 0xFF)) return false;  // the 2 low bits of the third character must be 0
+    out[0] = static_cast<unsigned char>(v >> 16);
+    out[1] = static_cast<unsigned char>(v >> 8);
   }
   return true;
 }

@@ -1,23 +1,19 @@
 #include "core/json_value.hpp"
 
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 
 namespace lg::json {
 
 std::string_view error_text(Error e) {
-  switch (e) {
-    case Error::none: return "ok";
-    case Error::syntax: return "JSON syntax error";
-    case Error::bad_string: return "invalid JSON string";
-    case Error::bad_number: return "invalid JSON number";
-    case Error::duplicate_key: return "duplicate JSON member name";
-    case Error::too_deep: return "JSON nested too deeply";
-    case Error::too_many_nodes: return "JSON has too many values";
-    case Error::trailing: return "trailing characters after JSON value";
-  }
-  return "JSON error";
+  static constexpr std::string_view kText[] = {
+      "ok", "JSON syntax error", "invalid JSON string", "invalid JSON number", "duplicate JSON member name",
+      "JSON nested too deeply", "JSON has too many values", "trailing characters after JSON value"};
+  const auto i = static_cast<std::size_t>(e);
+  return i < std::size(kText) ? kText[i] : "JSON error";
 }
 
 namespace {
@@ -72,11 +68,27 @@ int hex_digit(char c) {
   return -1;
 }
 
-std::uint32_t key_hash(std::string_view s) {
-  std::uint32_t h = 2166136261u;
-  for (unsigned char c : s) h = (h ^ c) * 16777619u;
-  return h;
+// Names up to 7 bytes are packed with their length: equal fingerprints mean equal names. Longer
+// names get a 64-bit FNV-1a hash with the top bit set (never equal to a packed one).
+std::uint64_t fingerprint(std::string_view s, bool& exact) {
+  std::uint64_t f = 0;
+  exact = s.size() <= 7;
+  if (exact) {
+    for (unsigned char c : s) f = f << 8 | c;
+    return f | static_cast<std::uint64_t>(s.size()) << 56;
+  }
+  f = 14695981039346656037ull;
+  for (unsigned char c : s) f = (f ^ c) * 1099511628211ull;
+  return f | 1ull << 63;
 }
+
+// Bytes a string can hold as they are: printable ASCII other than '"' and '\\'.
+constexpr std::array<bool, 256> make_plain() {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[c] = c != '"' && c != '\\';
+  return t;
+}
+constexpr auto kPlain = make_plain();
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -102,9 +114,14 @@ struct Parser {
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
   }
   bool add(Type t, std::uint32_t& idx) {
-    if (d.nodes_.size() >= lim.max_nodes) return fail(Error::too_many_nodes);
-    idx = static_cast<std::uint32_t>(d.nodes_.size());
-    d.nodes_.push_back(Document::Node{t, false, false, 0, 0, {}});
+    if (d.count_ == d.nodes_.size()) {
+      if (d.count_ >= lim.max_nodes) return fail(Error::too_many_nodes);
+      d.nodes_.resize(std::min<std::size_t>(lim.max_nodes, d.nodes_.size() * 2 + 32));
+    } else if (d.count_ >= lim.max_nodes) {
+      return fail(Error::too_many_nodes);
+    }
+    idx = d.count_++;
+    d.nodes_[idx] = Document::Node{t, false, false, 0, 0, {}};
     return true;
   }
   bool literal(std::string_view word, Type t, bool truth) {
@@ -143,15 +160,13 @@ struct Parser {
     bool scratch = false;
     std::size_t scratch_at = 0;
     while (true) {
+      const char* run = p;
+      while (p < end && kPlain[static_cast<unsigned char>(*p)]) ++p;
+      if (scratch) d.strings_.append(run, static_cast<std::size_t>(p - run));
       if (p == end) return fail(Error::bad_string);
       const auto c = static_cast<unsigned char>(*p);
       if (c == '"') break;
       if (c < 0x20) return fail(Error::bad_string);
-      if (c < 0x80 && c != '\\') {
-        if (scratch) d.strings_.push_back(static_cast<char>(c));
-        ++p;
-        continue;
-      }
       if (c >= 0x80) {
         const std::size_t n = utf8_sequence(reinterpret_cast<const unsigned char*>(p),
                                             reinterpret_cast<const unsigned char*>(end));
@@ -302,7 +317,7 @@ struct Parser {
       }
     }
     d.nodes_[idx].a = count;
-    d.nodes_[idx].b = static_cast<std::uint32_t>(d.nodes_.size());
+    d.nodes_[idx].b = d.count_;
     --depth;
     return true;
   }
@@ -324,15 +339,15 @@ struct Parser {
         std::uint32_t key;
         if (!add(Type::string, key) || !string(key)) return false;
         const std::string_view name = d.string_at(key);
-        const std::uint32_t h = key_hash(name);
+        bool exact;
+        const std::uint64_t f = fingerprint(name, exact);
         for (std::size_t k = base; k < d.keys_.size(); ++k) {
-          if (static_cast<std::uint32_t>(d.keys_[k] >> 32) == h &&
-              d.string_at(static_cast<std::uint32_t>(d.keys_[k])) == name) {
+          if (d.keys_[k].fingerprint == f && (exact || d.string_at(d.keys_[k].node) == name)) {
             p = key_at;
             return fail(Error::duplicate_key);
           }
         }
-        d.keys_.push_back(static_cast<std::uint64_t>(h) << 32 | key);
+        d.keys_.push_back({f, key});
         ws();
         if (p == end || *p != ':') return fail(Error::syntax);
         ++p;
@@ -352,7 +367,7 @@ struct Parser {
     }
     d.keys_.resize(base);
     d.nodes_[idx].a = count;
-    d.nodes_[idx].b = static_cast<std::uint32_t>(d.nodes_.size());
+    d.nodes_[idx].b = d.count_;
     --depth;
     return true;
   }
@@ -364,7 +379,7 @@ Error Document::parse(std::string_view text, const Limits& limits) {
 }
 
 Error Document::parse_text(const Limits& limits) {
-  nodes_.clear();
+  count_ = 0;
   strings_.clear();
   keys_.clear();
   failed_ = true;
@@ -378,52 +393,5 @@ Error Document::parse_text(const Limits& limits) {
   failed_ = ps.err != Error::none;
   return ps.err;
 }
-
-// ---- Value ----
-
-Type Value::type() const { return doc_ ? doc_->nodes_[idx_].type : Type::null; }
-
-bool Value::as_bool() const { return is_bool() && doc_->nodes_[idx_].is_int; }
-
-double Value::as_double() const {
-  if (!is_number()) return 0;
-  const auto& n = doc_->nodes_[idx_];
-  return n.is_int ? static_cast<double>(n.num.i) : n.num.d;
-}
-
-bool Value::as_int64(std::int64_t& out) const {
-  if (!is_number() || !doc_->nodes_[idx_].is_int) return false;
-  out = doc_->nodes_[idx_].num.i;
-  return true;
-}
-
-std::string_view Value::str() const { return is_string() ? doc_->string_at(idx_) : std::string_view(); }
-
-std::size_t Value::size() const {
-  return is_array() || is_object() ? doc_->nodes_[idx_].a : 0;
-}
-
-Value Value::find(std::string_view key) const {
-  if (!is_object()) return {};
-  const std::uint32_t end = doc_->nodes_[idx_].b;
-  for (std::uint32_t i = idx_ + 1; i < end; i = doc_->end_of(i + 1))
-    if (doc_->string_at(i) == key) return Value(doc_, i + 1, end, true);
-  return {};
-}
-
-Value Value::first() const {
-  if (size() == 0) return {};
-  const std::uint32_t end = doc_->nodes_[idx_].b;
-  return is_object() ? Value(doc_, idx_ + 2, end, true) : Value(doc_, idx_ + 1, end, false);
-}
-
-Value Value::next() const {
-  if (!doc_) return {};
-  const std::uint32_t j = doc_->end_of(idx_);
-  if (j >= end_) return {};
-  return Value(doc_, in_object_ ? j + 1 : j, end_, in_object_);
-}
-
-std::string_view Value::key() const { return doc_ && in_object_ ? doc_->string_at(idx_ - 1) : std::string_view(); }
 
 }  // namespace lg::json

@@ -82,7 +82,7 @@ class Document {
   std::string& text() { return text_; }
   Error parse_text(const Limits& limits = {});
 
-  Value root() const { return nodes_.empty() || failed_ ? Value() : Value(this, 0, 1, false); }
+  Value root() const { return count_ == 0 || failed_ ? Value() : Value(this, 0, 1, false); }
   std::size_t error_offset() const { return error_offset_; }
 
  private:
@@ -111,10 +111,62 @@ class Document {
 
   std::string text_;
   std::string strings_;             // unescaped strings
-  std::vector<Node> nodes_;
-  std::vector<std::uint64_t> keys_;  // parse scratch: (hash << 32 | node) of open objects' keys
+  std::vector<Node> nodes_;          // grown, never shrunk: the first count_ are this parse's
+  std::uint32_t count_ = 0;
+  struct Key {
+    std::uint64_t fingerprint;  // short names: the bytes themselves (exact); long: a hash
+    std::uint32_t node;
+  };
+  std::vector<Key> keys_;           // parse scratch: the keys of the objects being parsed
   std::size_t error_offset_ = 0;
   bool failed_ = true;
 };
+
+// ---- Value: small and hot, so inline ----
+
+inline Type Value::type() const { return doc_ ? doc_->nodes_[idx_].type : Type::null; }
+
+inline bool Value::as_bool() const { return is_bool() && doc_->nodes_[idx_].is_int; }
+
+inline double Value::as_double() const {
+  if (!is_number()) return 0;
+  const auto& n = doc_->nodes_[idx_];
+  return n.is_int ? static_cast<double>(n.num.i) : n.num.d;
+}
+
+inline bool Value::as_int64(std::int64_t& out) const {
+  if (!is_number() || !doc_->nodes_[idx_].is_int) return false;
+  out = doc_->nodes_[idx_].num.i;
+  return true;
+}
+
+inline std::string_view Value::str() const { return is_string() ? doc_->string_at(idx_) : std::string_view(); }
+
+inline std::size_t Value::size() const {
+  return is_array() || is_object() ? doc_->nodes_[idx_].a : 0;
+}
+
+inline Value Value::find(std::string_view key) const {
+  if (!is_object()) return {};
+  const std::uint32_t end = doc_->nodes_[idx_].b;
+  for (std::uint32_t i = idx_ + 1; i < end; i = doc_->end_of(i + 1))
+    if (doc_->string_at(i) == key) return Value(doc_, i + 1, end, true);
+  return {};
+}
+
+inline Value Value::first() const {
+  if (size() == 0) return {};
+  const std::uint32_t end = doc_->nodes_[idx_].b;
+  return is_object() ? Value(doc_, idx_ + 2, end, true) : Value(doc_, idx_ + 1, end, false);
+}
+
+inline Value Value::next() const {
+  if (!doc_) return {};
+  const std::uint32_t j = doc_->end_of(idx_);
+  if (j >= end_) return {};
+  return Value(doc_, in_object_ ? j + 1 : j, end_, in_object_);
+}
+
+inline std::string_view Value::key() const { return doc_ && in_object_ ? doc_->string_at(idx_ - 1) : std::string_view(); }
 
 }  // namespace lg::json
