@@ -8,6 +8,8 @@
 #include "core/conf_value.hpp"
 #include "core/units.hpp"
 
+#include "config/policies.hpp"
+
 namespace lg {
 
 struct Endpoint {
@@ -122,6 +124,7 @@ struct RouteConfig {
   OptionalTimeouts timeouts;     // override the upstream's
   std::optional<std::uint64_t> max_body_bytes;  // override limits.max_body_bytes
   std::vector<ScriptRef> scripts;  // run in order after the global scripts
+  std::vector<PolicyConfig> policies;  // native policies, in order, before the scripts
 };
 
 struct Config {
@@ -134,6 +137,7 @@ struct Config {
   ScriptsConfig scripts;
   std::vector<UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;
+  std::vector<ConsumerConfig> consumers;
 };
 
 }  // namespace lg

@@ -275,7 +275,7 @@ Config load_root(Problems& p, const YAML::Node& root, const std::string& path) {
   if (auto r = top.get("routes")) read_routes(p, *r, cfg, declared);
   if (auto sc = top.get("scripts")) read_scripts_section(p, *sc, cfg.scripts);
   top.unsupported("redis");
-  top.unsupported("consumers");
+  if (auto c = top.get("consumers")) read_consumers(p, *c, cfg.consumers);
   top.finish();
   if (cfg.workers == 0)
     cfg.workers = std::clamp(std::thread::hardware_concurrency(), 1u, kMaxWorkers);

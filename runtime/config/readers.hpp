@@ -19,4 +19,8 @@ void read_routes(yaml_reader::Problems& p, const yaml_reader::Value& v, Config& 
 void read_scripts_section(yaml_reader::Problems& p, const yaml_reader::Value& v, ScriptsConfig& out);
 void read_script_refs(yaml_reader::Problems& p, const yaml_reader::Value& v, std::vector<ScriptRef>& out);
 
+// `consumers:` and a route's `policies:` (policy_reader.cpp).
+void read_consumers(yaml_reader::Problems& p, const yaml_reader::Value& v, std::vector<ConsumerConfig>& out);
+void read_policies(yaml_reader::Problems& p, const yaml_reader::Value& v, std::vector<PolicyConfig>& out);
+
 }  // namespace lg::config_readers

@@ -155,7 +155,7 @@ void read_route(Problems& p, const Value& v, RouteConfig& r, std::vector<RouteRe
     std::uint64_t n = 0;
     if (read_size(p, *b, 0, n)) r.max_body_bytes = n;
   }
-  m.unsupported("policies");
+  if (auto pv = m.get("policies")) read_policies(p, *pv, r.policies);
   if (auto sc = m.get("scripts")) read_script_refs(p, *sc, r.scripts);
   m.finish();
 }

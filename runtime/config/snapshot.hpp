@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "policy/policy.hpp"
 #include "router/router.hpp"
 #include "upstream/balancer.hpp"
 
@@ -43,6 +44,7 @@ struct Snapshot {
   std::vector<ScriptSource> scripts;          // every script a route or scripts.global names
   std::string scripts_dir;                    // scripts.dir resolved against the config's folder
   std::vector<std::vector<ScriptAttachment>> route_scripts;  // route index -> global, then own
+  std::unique_ptr<policy::CompiledPolicies> policies;       // consumers, and each route's chain
   std::string hash;                        // sha256 of the config file's bytes, hex
   std::chrono::system_clock::time_point loaded_at;
   std::uint64_t version = 0;               // 1 for the first snapshot, +1 per successful reload

@@ -9,6 +9,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/rate_limit.hpp"
+
 namespace lg {
 
 class SharedDict {
@@ -71,6 +73,7 @@ class TokenBuckets {
 struct SharedState {
   SharedDict dict;
   TokenBuckets buckets;
+  RateLimiter limits;  // the rate-limit policy's counters
 };
 
 }  // namespace lg

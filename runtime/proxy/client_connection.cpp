@@ -201,6 +201,8 @@ void ClientConnection::handle_request() {
   }
   x_->upstream_path.clear();
   build_upstream_path(*route_, m, path_, x_->upstream_path);
+  x_->consumer_id.clear();
+  if (const policy::RoutePolicies& rp = snap.policies->routes[m.route]; !rp.empty() && !run_policies(rp)) return;
   scripted_ = !snap.route_scripts[m.route].empty();
   if (scripted_ && !run_request_scripts()) return;  // answered, failed, or a handler waits
   continue_request();
@@ -250,6 +252,7 @@ void ClientConnection::prepare_upstream_head() {
   }
   std::string_view body_out;  // a body the scripts read or replaced, sent with the head
   bool buffered_body = false;
+  if (has_policies_ && !x_->policy_edits.empty()) opts.policy_edits = &x_->policy_edits;
   if (scripted_) {
     const ScriptRequest& s = x_->script;
     if (!s.up_edits.empty()) opts.edits = &s.up_edits;  // nothing to look up per field otherwise
@@ -387,7 +390,8 @@ void ClientConnection::write_access_record() {
   }
   if (target_) r.upstream_addr = target_->key;
   r.client_ip = std::string_view(client_ip_, client_ip_len_);
-  if (scripted_ && x_) r.consumer = x_->script.consumer_id;
+  if (x_) r.consumer = scripted_ && !x_->script.consumer_id.empty() ? std::string_view(x_->script.consumer_id)
+                                                                    : std::string_view(x_->consumer_id);
   r.status = status_;
   r.latency_s = latency;
   r.upstream_latency_s = upstream_latency_s_;
@@ -427,6 +431,7 @@ void ClientConnection::reset_for_next_request() {
   target_ = nullptr;
   status_ = 0;
   scripted_ = false;
+  has_policies_ = false;
   buffering_ = false;
   in_request_ = false;
   response_started_ = false;

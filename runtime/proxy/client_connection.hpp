@@ -94,6 +94,9 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   void write_access_record();
   void release_exchange();
   // script phases (script_phases.cpp)
+  // native policies (policy_phase.cpp): false when the request was answered
+  bool run_policies(const policy::RoutePolicies& rp);
+  void respond_policy(const policy::PolicyRequest& r);
   bool run_request_scripts();  // rewrite + access; false when answered or waiting
   bool run_request_phases(lua::Phase from, bool resuming);
   bool settle_phase(const lua::PhaseReport& r, lua::Phase p);
@@ -166,6 +169,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   bool in_request_ = false;
   bool head_unconsumed_ = false;    // the parsed head still sits at the front of rbuf_
   bool scripted_ = false;           // the route has scripts: x_->script holds their state
+  bool has_policies_ = false;       // the route has native policies: x_->policy* hold their decisions
   bool buffering_ = false;          // the response body is collected for the body phase
   std::uint32_t route_index_ = 0;
   lua::Phase waiting_phase_ = lua::Phase::rewrite;  // the phase a waiting handler belongs to

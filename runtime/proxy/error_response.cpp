@@ -5,7 +5,8 @@
 namespace lg {
 
 void write_error_response(std::string& out, std::uint16_t status, std::string_view message,
-                          std::string_view request_id, bool close, std::uint16_t allow) {
+                          std::string_view request_id, bool close, std::uint16_t allow,
+                          const std::vector<std::pair<std::string, std::string>>* extra) {
   // Body first into the tail of `out`, then the head in front of it would need a move; the
   // body is small, so build it in a local buffer with a fixed reserve.
   std::string body;
@@ -34,6 +35,7 @@ void write_error_response(std::string& out, std::uint16_t status, std::string_vi
   }
   if (close) out.append("Connection: close\r\n");
   if (status == 503) out.append("Retry-After: 1\r\n");
+  if (extra) append_fields(out, *extra);
   out.append("\r\n");
   out.append(body);
 }

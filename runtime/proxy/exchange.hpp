@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "policy/policy.hpp"
 #include "proxy/script_request.hpp"
 
 namespace lg {
@@ -23,6 +24,12 @@ struct Exchange {
   std::string out_head;       // response head for the client (or a whole error response)
   std::string hash_key;       // consistent-hash key, kept for retries
   ScriptRequest script;       // the request as scripts see and change it (scripted routes)
+  // Native policies (routes with policies): their decisions, kept for the upstream head and the
+  // response head.
+  policy::PolicyRequest policy;
+  HeaderEdits policy_edits;
+  std::vector<std::pair<std::string, std::string>> policy_resp_headers;
+  std::string consumer_id;    // who authenticated (native policy or script), for the access log
 };
 
 class ExchangePool {

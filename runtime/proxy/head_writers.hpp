@@ -40,6 +40,7 @@ struct RequestHeadOptions {
   std::string_view hash_header;  // capture this header's value into facts.hash_value
   std::string_view hash_cookie;  // or this cookie's value
   const HeaderEdits* edits = nullptr;
+  const HeaderEdits* policy_edits = nullptr;     // native policies' changes (applied before `edits`)
   const std::string* query_override = nullptr;  // replaces the client's query ("" drops it)
   std::string_view method_override;              // gw.service.request.set_method
 };
@@ -79,6 +80,7 @@ struct ClientResponseOptions {
   bool client_http10 = false;  // keep-alive to a 1.0 client must be announced
   bool upgrade = false;      // 101: forward Upgrade and "Connection: upgrade"
   const HeaderEdits* edits = nullptr;
+  const std::vector<std::pair<std::string, std::string>>* extra = nullptr;  // added (policies: CORS, RateLimit-*)
 };
 
 // The response head for the client from the upstream's head: hop-by-hop fields dropped, framing
@@ -93,10 +95,13 @@ bool gateway_owned_response_field(std::string_view name);
 // A gateway-generated response: small JSON body {"error","status","request_id"}.
 // `allow` (Method bits) adds an Allow header for 405.
 void write_error_response(std::string& out, std::uint16_t status, std::string_view message,
-                          std::string_view request_id, bool close, std::uint16_t allow = 0);
+                          std::string_view request_id, bool close, std::uint16_t allow = 0,
+                          const std::vector<std::pair<std::string, std::string>>* extra = nullptr);
 
 // Appends the `set` and `add` fields of `e`.
 void append_header_edits(std::string& out, const HeaderEdits& e);
+// Appends "name: value\r\n" for each pair.
+void append_fields(std::string& out, const std::vector<std::pair<std::string, std::string>>& fields);
 
 // A response the gateway answers itself with a script's status, body and headers.
 void write_local_response(std::string& out, std::uint16_t status, std::string_view body,

@@ -8,20 +8,27 @@ using http::iequals;
 enum class Fate : std::uint8_t { forward, drop, request_id, traceparent, forwarded_for };
 
 // Classifies a request field name with one length switch and at most two comparisons.
+// Identity fields the gateway sets itself (X-Consumer-ID, X-Consumer-Groups, X-Tenant-ID,
+// X-Scopes) are dropped from client input on every route, so they cannot be spoofed.
 Fate classify(std::string_view n) {
   switch (n.size()) {
     case 2: return iequals(n, "te") ? Fate::drop : Fate::forward;
+    case 8: return iequals(n, "x-scopes") ? Fate::drop : Fate::forward;
+    case 13: return iequals(n, "x-consumer-id") ? Fate::drop : Fate::forward;
     case 4: return iequals(n, "host") ? Fate::drop : Fate::forward;
     case 6: return iequals(n, "expect") ? Fate::drop : Fate::forward;
     case 7: return (iequals(n, "upgrade") || iequals(n, "trailer")) ? Fate::drop : Fate::forward;
     case 9: return iequals(n, "x-real-ip") ? Fate::drop : Fate::forward;
     case 10: return (iequals(n, "connection") || iequals(n, "keep-alive")) ? Fate::drop : Fate::forward;
-    case 11: return iequals(n, "traceparent") ? Fate::traceparent : Fate::forward;
+    case 11: return iequals(n, "traceparent") ? Fate::traceparent : iequals(n, "x-tenant-id") ? Fate::drop : Fate::forward;
     case 12: return iequals(n, "x-request-id") ? Fate::request_id : Fate::forward;
     case 14: return (iequals(n, "content-length") || iequals(n, "http2-settings")) ? Fate::drop : Fate::forward;
     case 15: return iequals(n, "x-forwarded-for") ? Fate::forwarded_for : Fate::forward;
     case 16: return (iequals(n, "proxy-connection") || iequals(n, "x-forwarded-host")) ? Fate::drop : Fate::forward;
-    case 17: return (iequals(n, "transfer-encoding") || iequals(n, "x-forwarded-proto")) ? Fate::drop : Fate::forward;
+    case 17:
+      return (iequals(n, "transfer-encoding") || iequals(n, "x-forwarded-proto") || iequals(n, "x-consumer-groups"))
+                 ? Fate::drop
+                 : Fate::forward;
     default: return Fate::forward;
   }
 }
@@ -74,6 +81,10 @@ bool HeaderEdits::drops(std::string_view name) const {
   return false;
 }
 
+void append_fields(std::string& out, const std::vector<std::pair<std::string, std::string>>& fields) {
+  for (const auto& [n, v] : fields) append_field(out, n, v);
+}
+
 void append_header_edits(std::string& out, const HeaderEdits& e) {
   for (const auto& [n, v] : e.set) append_field(out, n, v);
   for (const auto& [n, v] : e.add) append_field(out, n, v);
@@ -112,12 +123,14 @@ void write_upstream_request_start(std::string& out, const http::RequestHead& req
     }
     if (custom && http::list_contains_token(req.connection, h.name)) continue;
     if (opts.edits && opts.edits->drops(h.name)) continue;
+    if (opts.policy_edits && opts.policy_edits->drops(h.name)) continue;
     if (!opts.hash_header.empty() && facts.hash_value.empty() && iequals(h.name, opts.hash_header))
       facts.hash_value = h.value;
     else if (!opts.hash_cookie.empty() && facts.hash_value.empty() && iequals(h.name, "cookie"))
       facts.hash_value = cookie_value(h.value, opts.hash_cookie);
     append_field(out, h.name, h.value);
   }
+  if (opts.policy_edits) append_header_edits(out, *opts.policy_edits);
   if (opts.edits) append_header_edits(out, *opts.edits);
 }
 

@@ -70,6 +70,7 @@ void write_client_response_head(std::string& out, const http::ResponseHead& resp
     out.append("Transfer-Encoding: chunked\r\n", 28);
   }
   if (opts.edits) append_header_edits(out, *opts.edits);
+  if (opts.extra) append_fields(out, *opts.extra);
   out.append("X-Request-ID: ", 14);
   out.append(opts.request_id);
   out.append("\r\n", 2);

@@ -119,6 +119,8 @@ void ClientConnection::start_buffered_response(const http::ResponseHead& resp) {
   }
   for (const auto& kv : s.resp_edits.set) s.saved_resp_headers.push_back(kv);
   for (const auto& kv : s.resp_edits.add) s.saved_resp_headers.push_back(kv);
+  if (has_policies_)
+    for (const auto& kv : x_->policy_resp_headers) s.saved_resp_headers.push_back(kv);
   buffering_ = true;
   resp_chunked_out_ = false;  // collect plain data spans
   resp_head_pending_ = false;

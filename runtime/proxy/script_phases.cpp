@@ -44,6 +44,7 @@ bool ClientConnection::run_request_scripts() {
   s.upstreams = &pin_->snap->config.upstreams;
   s.shared = w_.shared_state();
   s.wait_limit_ms = pin_->snap->config.scripts.wait_limit.count();
+  s.consumer_id = x_->consumer_id;  // who a native policy authenticated, if any
   s.io.bind(&w_, pin_, this);
   // Later phases run after the read buffer moved on: only then is the request copied.
   const bool later = phases & (lua::phase_bit(lua::Phase::response) | lua::phase_bit(lua::Phase::body) | lua::phase_bit(lua::Phase::log));

@@ -291,6 +291,7 @@ void ClientConnection::deliver_response(const http::ResponseHead& resp) {
   }
   ClientResponseOptions o;
   if (scripted_ && !x_->script.resp_edits.empty()) o.edits = &x_->script.resp_edits;
+  if (has_policies_ && !x_->policy_resp_headers.empty()) o.extra = &x_->policy_resp_headers;
   o.request_id = std::string_view(request_id_, request_id_len_);
   o.chunked = resp_chunked_out_;
   o.keep_alive = keep_alive_;

@@ -360,9 +360,7 @@ routes:
 }
 
 TEST_CASE("config: keys of later features are rejected by name", "[config]") {
-  CHECK(errors(kListen + "redis: {}\nconsumers: []\n") ==
-        "gw.yaml:3: redis: redis is not supported by this version of lunagate\n"
-        "gw.yaml:4: consumers: consumers is not supported by this version of lunagate");
+  CHECK(errors(kListen + "redis: {}\n") == "gw.yaml:3: redis: redis is not supported by this version of lunagate");
   CHECK(errors("listen:\n  - address: 127.0.0.1:8443\n    tls: { cert: a.pem }\n") ==
         "gw.yaml:3: listen[0].tls: tls is not supported by this version of lunagate");
   CHECK(errors(kListen + R"(upstreams:
@@ -375,12 +373,12 @@ routes:
   - name: r
     match: { path: / }
     upstream: u
-    policies: [auth]
+    policies: [ { auth: {} } ]
     scripts: [x.lua]
 )") == "gw.yaml:6: upstreams.u.circuit_breaker: circuit_breaker is not supported by this version of lunagate\n"
        "gw.yaml:7: upstreams.u.retries: retries is not supported by this version of lunagate\n"
        "gw.yaml:8: upstreams.u.health.active: health.active is not supported by this version of lunagate\n"
-       "gw.yaml:13: routes[0].policies: policies is not supported by this version of lunagate\n"
+       "gw.yaml:13: routes[0].policies[0]: unknown policy 'auth' (key-auth, jwt, acl, ip-restriction, cors, rate-limit, headers)\n"
        "gw.yaml:14: routes[0].scripts[0]: script 'x.lua': name it without \".lua\" (the file is <dir>/<name>.lua)");
 }
 

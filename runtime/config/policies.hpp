@@ -1,0 +1,105 @@
+// Native route policies and consumers as configured (plain data; see docs/config.md). They are
+// compiled into runtime objects (runtime/policy/) when a snapshot is built.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/units.hpp"
+
+namespace lg {
+
+// An identity for key-auth and jwt.
+struct ConsumerConfig {
+  std::string id;
+  std::vector<std::string> keys;    // "sha256:<64 hex>" or the key itself
+  std::vector<std::string> groups;
+  std::string tenant;
+  std::map<std::string, std::string> fields;  // custom, exposed to scripts
+  int line = 0;
+};
+
+// key-auth: the key from a header (default X-API-Key) or a query parameter.
+struct KeyAuthConfig {
+  std::string header = "X-API-Key";
+  std::string query;             // also accepted from this query parameter ("" = not)
+  bool hide_credentials = true;  // the key does not go upstream
+};
+
+// jwt: bearer tokens (Authorization: Bearer, or a header / query parameter) checked against
+// configured keys.
+struct JwtKeyConfig {
+  std::string kid, alg;
+  std::string secret;    // HS*: the shared secret (or secret_base64)
+  std::string pem;       // the public key, PEM text
+  std::string pem_file;  // or a file with it (relative to the config's folder)
+  int line = 0;
+};
+struct JwtConfig {
+  std::string issuer;
+  std::vector<std::string> audiences;
+  Millis leeway{60'000};
+  Millis max_lifetime{0};  // 0: no limit
+  std::string jwks_file;
+  std::vector<JwtKeyConfig> keys;
+  std::string header = "Authorization";  // "Authorization" takes "Bearer <token>"
+  std::string query;                     // also from this query parameter
+  std::map<std::string, std::string> claims_to_headers;  // claim -> upstream header
+  std::vector<std::string> required_claims;
+  std::vector<std::string> required_scopes;  // all of them in `scope`/`scp`: else 403
+  std::string consumer_claim = "sub";         // a consumer with this id is attached if present
+};
+
+// acl: by consumer groups (after key-auth or jwt).
+struct AclConfig {
+  std::vector<std::string> allow, deny;
+};
+
+// ip-restriction: by client address (CIDRs); behind trusted proxies, X-Forwarded-For decides.
+struct IpRestrictionConfig {
+  std::vector<std::string> allow, deny, trusted_proxies;
+  int line = 0;
+};
+
+struct CorsConfig {
+  std::vector<std::string> origins;  // exact origins, or "*"
+  std::vector<std::string> methods = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+  std::vector<std::string> headers;  // allowed request headers ("" list: echo the request's)
+  std::vector<std::string> expose;
+  bool credentials = false;
+  Millis max_age{600'000};
+};
+
+struct RateLimitConfig {
+  enum class Algorithm : std::uint8_t { token_bucket, sliding_window };
+  enum class Key : std::uint8_t { consumer, ip, route, header };
+  struct Limit {
+    double limit = 0;
+    Millis per{1000};
+    double burst = 0;  // token bucket capacity (default: limit)
+  };
+  std::vector<Limit> limits;
+  Algorithm algorithm = Algorithm::token_bucket;
+  Key by = Key::consumer;
+  std::string header;       // by: header
+  bool legacy_headers = false;  // also X-RateLimit-Limit-<Window> (Kong style)
+  std::vector<std::string> trusted_proxies;  // by: ip behind proxies (X-Forwarded-For)
+  std::map<std::string, std::vector<Limit>> consumer_limits;  // per consumer id, instead of `limits`
+};
+
+// headers: fixed header rules (what a request-transformer does), no script needed.
+struct HeadersConfig {
+  std::vector<std::pair<std::string, std::string>> request_set, request_add, response_set;
+  std::vector<std::string> request_remove;
+};
+
+struct PolicyConfig {
+  std::variant<KeyAuthConfig, JwtConfig, AclConfig, IpRestrictionConfig, CorsConfig, RateLimitConfig, HeadersConfig> spec;
+  std::string name;  // as written: "key-auth", ...
+  int line = 0;
+  std::string path;  // "routes[0].policies[1]"
+};
+
+}  // namespace lg

@@ -1,0 +1,106 @@
+// Consumers and the request helpers shared by the policies.
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include <cctype>
+
+#include "config/policies.hpp"
+#include "policy/policy.hpp"
+
+namespace lg::policy {
+
+namespace {
+std::string digest_of(std::string_view key) {
+  std::string d(SHA256_DIGEST_LENGTH, '\0');
+  SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), reinterpret_cast<unsigned char*>(d.data()));
+  return d;
+}
+
+int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string from_hex(std::string_view hex) {
+  std::string out(hex.size() / 2, '\0');
+  for (std::size_t i = 0; i < out.size(); ++i)
+    out[i] = static_cast<char>(hexval(hex[2 * i]) * 16 + hexval(hex[2 * i + 1]));
+  return out;
+}
+}  // namespace
+
+bool Consumer::in_group(std::string_view g) const {
+  for (const std::string& x : groups)
+    if (x == g) return true;
+  return false;
+}
+
+ConsumerTable::ConsumerTable(const std::vector<ConsumerConfig>& consumers) {
+  consumers_.reserve(consumers.size());
+  for (const ConsumerConfig& c : consumers) {
+    const auto index = static_cast<std::uint32_t>(consumers_.size());
+    consumers_.push_back({c.id, c.groups, c.tenant, c.fields});
+    by_id_.emplace(c.id, index);
+    for (const std::string& k : c.keys)  // the reader checked the format and uniqueness
+      by_digest_.emplace(k.starts_with("sha256:") ? from_hex(std::string_view(k).substr(7)) : digest_of(k), index);
+  }
+}
+
+const Consumer* ConsumerTable::by_key(std::string_view key) const {
+  if (key.empty() || key.size() > 256) return nullptr;
+  const std::string d = digest_of(key);
+  const auto it = by_digest_.find(d);
+  // The map compares digests of what the client sent (learning about them by timing gives no
+  // key); the final check is constant-time all the same.
+  if (it == by_digest_.end() || CRYPTO_memcmp(it->first.data(), d.data(), d.size()) != 0) return nullptr;
+  return &consumers_[it->second];
+}
+
+const Consumer* ConsumerTable::by_id(std::string_view id) const {
+  const auto it = by_id_.find(std::string(id));
+  return it == by_id_.end() ? nullptr : &consumers_[it->second];
+}
+
+std::string_view PolicyRequest::header(std::string_view name) const {
+  if (!headers) return {};
+  for (const http::Header& h : *headers)
+    if (h.name.size() == name.size() && http::iequals(h.name, name)) return h.value;
+  return {};
+}
+
+bool PolicyRequest::has_header(std::string_view name) const {
+  if (!headers) return false;
+  for (const http::Header& h : *headers)
+    if (h.name.size() == name.size() && http::iequals(h.name, name)) return true;
+  return false;
+}
+
+bool PolicyRequest::query_arg(std::string_view name, std::string& out) const {
+  std::size_t i = 0;
+  while (i <= query.size()) {
+    std::size_t j = query.find('&', i);
+    if (j == std::string_view::npos) j = query.size();
+    const std::string_view pair = query.substr(i, j - i);
+    const std::size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name && eq != std::string_view::npos) {
+      out.clear();
+      const std::string_view v = pair.substr(eq + 1);
+      for (std::size_t k = 0; k < v.size(); ++k) {
+        if (v[k] == '+') out.push_back(' ');
+        else if (v[k] == '%' && k + 2 < v.size() && hexval(v[k + 1]) >= 0 && hexval(v[k + 2]) >= 0) {
+          out.push_back(static_cast<char>(hexval(v[k + 1]) * 16 + hexval(v[k + 2])));
+          k += 2;
+        } else {
+          out.push_back(v[k]);
+        }
+      }
+      return true;
+    }
+    i = j + 1;
+  }
+  return false;
+}
+
+}  // namespace lg::policy

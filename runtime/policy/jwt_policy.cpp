@@ -1,0 +1,103 @@
+#include "policy/jwt_policy.hpp"
+
+#include <fstream>
+#include <sstream>
+
+namespace lg::policy {
+
+namespace {
+bool read_file(const std::string& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream s;
+  s << in.rdbuf();
+  out = s.str();
+  return true;
+}
+std::string resolve(const std::string& dir, const std::string& p) {
+  return p.empty() || p[0] == '/' || dir.empty() ? p : dir + "/" + p;
+}
+}  // namespace
+
+std::string make_jwt_keys(const JwtConfig& c, const std::string& dir, auth::JwtKeySet& out) {
+  for (const JwtKeyConfig& k : c.keys) {
+    auth::Alg alg;
+    if (!auth::parse_alg(k.alg, alg)) return "key '" + k.kid + "': unknown alg '" + k.alg + "'";
+    auth::JwtLoadResult r;
+    if (!k.secret.empty()) {
+      r = out.add_secret(k.kid, alg, k.secret);
+    } else {
+      std::string pem = k.pem;
+      if (!k.pem_file.empty() && !read_file(resolve(dir, k.pem_file), pem))
+        return "key '" + k.kid + "': cannot read " + resolve(dir, k.pem_file);
+      r = out.load_pem(k.kid, alg, pem);
+    }
+    if (!r.ok()) return "key '" + k.kid + "': " + r.error;
+  }
+  if (!c.jwks_file.empty()) {
+    std::string text;
+    if (!read_file(resolve(dir, c.jwks_file), text)) return "cannot read jwks_file " + resolve(dir, c.jwks_file);
+    const auth::JwtLoadResult r = out.load_jwks(text);
+    if (!r.ok()) return "jwks_file: " + r.error;
+  }
+  return {};
+}
+
+JwtAuth::JwtAuth(const JwtConfig& c, auth::JwtKeySet keys, const ConsumerTable& consumers)
+    : cfg_(c), keys_(std::move(keys)), consumers_(consumers) {
+  policy_.issuer = c.issuer;
+  policy_.audiences = c.audiences;
+  policy_.leeway_s = c.leeway.count() / 1000;
+  policy_.max_lifetime_s = c.max_lifetime.count() / 1000;
+  policy_.required_claims = c.required_claims;
+}
+
+// "Authorization: Bearer <token>" (scheme case-insensitive), another header's whole value, or a
+// query parameter.
+std::string_view JwtAuth::token_of(PolicyRequest& r, std::string& scratch) const {
+  std::string_view v = r.header(cfg_.header);
+  if (!v.empty() && http::iequals(cfg_.header, "authorization")) {
+    if (v.size() < 7 || !http::iequals(v.substr(0, 7), "bearer ")) return {};
+    v.remove_prefix(7);
+    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+    return v;
+  }
+  if (v.empty() && !cfg_.query.empty() && r.query_arg(cfg_.query, scratch)) return scratch;
+  return v;
+}
+
+bool JwtAuth::apply(PolicyRequest& r) const {
+  thread_local auth::JwtResult result;  // its buffers are reused: no allocation per token once warm
+  thread_local std::string scratch;
+  // Whatever happens, the headers this policy sets upstream never come from the client.
+  for (const auto& [claim, header] : cfg_.claims_to_headers) r.up_edits->remove.push_back(header);
+  const std::string_view token = token_of(r, scratch);
+  if (token.empty()) {
+    r.answer_headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lunagate\"");
+    return r.answer(401, "missing bearer token");
+  }
+  if (!auth::verify_jwt(token, keys_, policy_, r.now_unix, result)) {
+    r.answer_headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lunagate\", error=\"invalid_token\"");
+    r.message_detail = auth::jwt_error_name(result.error);
+    return r.answer(401, "invalid token");
+  }
+  for (const std::string& scope : cfg_.required_scopes)
+    if (!result.claims.has_scope(scope)) {
+      r.answer_headers.emplace_back("WWW-Authenticate",
+                                    "Bearer realm=\"lunagate\", error=\"insufficient_scope\", scope=\"" + scope + "\"");
+      return r.answer(403, "insufficient scope");
+    }
+  const std::string_view who = result.claims.string(cfg_.consumer_claim);
+  if (!who.empty()) {
+    r.consumer_id.assign(who);
+    r.consumer = consumers_.by_id(who);
+  }
+  std::string value;
+  for (const auto& [claim, header] : cfg_.claims_to_headers) {
+    value.clear();
+    if (result.claims.append_header_value(claim, value)) r.up_edits->set.emplace_back(header, value);
+  }
+  return true;
+}
+
+}  // namespace lg::policy

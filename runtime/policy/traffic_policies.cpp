@@ -1,0 +1,100 @@
+#include "policy/traffic_policies.hpp"
+
+#include <array>
+#include <chrono>
+
+#include "core/shared_state.hpp"
+#include "policy/client_ip.hpp"
+
+namespace lg::policy {
+
+void resolve_client_ip(PolicyRequest& r, const CidrSet& trusted_proxies) {
+  if (!r.client_ip.empty() || trusted_proxies.empty() || !r.headers) return;
+  std::array<std::string_view, 16> xff;  // more lines than this: the first 16 (the walk is from the right)
+  std::size_t n = 0;
+  for (const http::Header& h : *r.headers)
+    if (h.name.size() == 15 && http::iequals(h.name, "x-forwarded-for")) {
+      if (n == xff.size()) std::move(xff.begin() + 1, xff.end(), xff.begin()), --n;
+      xff[n++] = h.value;
+    }
+  std::array<char, kIpTextMax> scratch;
+  r.client_ip.assign(real_client_ip(r.peer_ip, std::span(xff.data(), n), trusted_proxies, scratch));
+}
+
+std::unique_ptr<IpRestriction> IpRestriction::make(const IpRestrictionConfig& c, std::string& error) {
+  auto p = std::unique_ptr<IpRestriction>(new IpRestriction());
+  std::string e;
+  if (!p->allow_.parse(std::span<const std::string>(c.allow), e)) error = "allow: " + e;
+  else if (!p->deny_.parse(std::span<const std::string>(c.deny), e)) error = "deny: " + e;
+  else if (!p->trusted_.parse(std::span<const std::string>(c.trusted_proxies), e)) error = "trusted_proxies: " + e;
+  return error.empty() ? std::move(p) : nullptr;
+}
+
+// Deny wins over allow; with an allow list, everything else is refused.
+bool IpRestriction::apply(PolicyRequest& r) const {
+  resolve_client_ip(r, trusted_);
+  IpAddress a;
+  if (!parse_ip(r.effective_client_ip(), a)) return r.answer(403, "forbidden: client address not allowed");
+  if (deny_.contains(a) || (!allow_.empty() && !allow_.contains(a)))
+    return r.answer(403, "forbidden: client address not allowed");
+  return true;
+}
+
+std::unique_ptr<RateLimit> RateLimit::make(const RateLimitConfig& c, std::string id, std::string& error) {
+  auto p = std::unique_ptr<RateLimit>(new RateLimit(c, std::move(id)));
+  std::string e;
+  if (!p->trusted_.parse(std::span<const std::string>(c.trusted_proxies), e)) {
+    error = "trusted_proxies: " + e;
+    return nullptr;
+  }
+  return p;
+}
+
+bool RateLimit::apply(PolicyRequest& r) const {
+  thread_local std::string key;
+  thread_local std::vector<RateLimitSpec> specs;
+  thread_local std::vector<RateResult> results;
+  // The counter's key: this policy, then who is counted. Without a consumer (by: consumer on a
+  // route that authenticated nobody) or the header, the client's address is counted instead.
+  resolve_client_ip(r, trusted_);
+  std::string_view who;
+  switch (cfg_.by) {
+    case RateLimitConfig::Key::consumer: who = r.consumer_id; break;
+    case RateLimitConfig::Key::ip: break;
+    case RateLimitConfig::Key::route: who = "*"; break;
+    case RateLimitConfig::Key::header: who = r.header(cfg_.header); break;
+  }
+  key.assign(id_).push_back('|');
+  if (who.empty()) key.append("ip:").append(r.effective_client_ip());
+  else key.append(who.substr(0, 256));
+  specs.clear();
+  const std::vector<RateLimitConfig::Limit>* limits = &cfg_.limits;
+  if (!cfg_.consumer_limits.empty() && !r.consumer_id.empty()) {
+    const auto it = cfg_.consumer_limits.find(r.consumer_id);
+    if (it != cfg_.consumer_limits.end()) limits = &it->second;
+  }
+  for (const auto& l : *limits) {
+    RateLimitSpec s;
+    s.algorithm = cfg_.algorithm == RateLimitConfig::Algorithm::token_bucket ? RateLimitSpec::Algorithm::token_bucket
+                                                                               : RateLimitSpec::Algorithm::sliding_window;
+    s.key = key;
+    s.limit = l.limit;
+    s.window_ms = l.per.count();
+    s.burst = l.burst;
+    specs.push_back(s);
+  }
+  results.assign(specs.size(), RateResult{});
+  // Wall-clock milliseconds: windows line up across processes (and, later, instances).
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  const int refused = r.shared->limits.take_all(specs, 1, now, results);
+  if (refused < 0) {
+    format_rate_limit_headers(results, cfg_.legacy_headers, *r.resp_headers, r.resp_headers->size());
+    return true;
+  }
+  format_rate_limit_headers(results, cfg_.legacy_headers, r.answer_headers, r.answer_headers.size());
+  return r.answer(429, "rate limit exceeded");
+}
+
+}  // namespace lg::policy
