@@ -108,6 +108,13 @@ struct Gateway::Impl final : AdminBackend {
     return fmt::format("{{\"result\":\"error\",\"version\":{},\"error\":\"{}\"}}\n", snapshot->version, err);
   }
 
+  void revoke_jti(std::string_view jti, std::int64_t ttl_s) override {
+    SharedDict::Value v;
+    v.is_number = true;
+    v.number = 1;
+    shared.dict.set(std::string(policy::kRevokedJtiPrefix) + std::string(jti), v, ttl_s * 1000, monotonic_ms());
+  }
+
   // Records the scripts of a snapshot that was just published.
   void note_scripts(const Snapshot& s) {
     const auto now = std::chrono::system_clock::now();

@@ -45,6 +45,22 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
                           });
   }
 
+  // A query parameter's raw value (ids are plain tokens: no percent-decoding).
+  static bool query_value(std::string_view q, std::string_view name, std::string& out) {
+    std::size_t i = 0;
+    while (i <= q.size()) {
+      std::size_t j = q.find('&', i);
+      if (j == std::string_view::npos) j = q.size();
+      const std::string_view pair = q.substr(i, j - i);
+      if (pair.size() > name.size() && pair.substr(0, name.size()) == name && pair[name.size()] == '=') {
+        out.assign(pair.substr(name.size() + 1));
+        return true;
+      }
+      i = j + 1;
+    }
+    return false;
+  }
+
   void on_bytes() {
     http::RequestHead head;
     head.headers = &headers_;
@@ -58,6 +74,22 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       bool ok = false;
       std::string body = backend_.reload_now(ok);
       return reply(ok ? 200 : 409, "application/json", std::move(body));
+    }
+    if (path == "/admin/jwt/revoke") {  // POST /admin/jwt/revoke?jti=<id>&ttl=<seconds>
+      if (head.method != "POST") return reply(405, "application/json", "{\"error\":\"method not allowed\"}\n", "Allow: POST\r\n");
+      std::string jti, ttl;
+      const std::string_view q = head.has_query ? head.query : std::string_view{};
+      if (!query_value(q, "jti", jti) || jti.empty() || jti.size() > 256)
+        return reply(400, "application/json", "{\"error\":\"jti (1..256 bytes) required\"}\n");
+      std::int64_t ttl_s = 86400;
+      if (query_value(q, "ttl", ttl)) {
+        char* end = nullptr;
+        ttl_s = std::strtoll(ttl.c_str(), &end, 10);
+        if (ttl.empty() || *end || ttl_s <= 0 || ttl_s > 31'536'000)
+          return reply(400, "application/json", "{\"error\":\"ttl: seconds in 1..31536000\"}\n");
+      }
+      backend_.revoke_jti(jti, ttl_s);
+      return reply(200, "application/json", "{\"revoked\":true}\n");
     }
     if (head.method != "GET" && head.method != "HEAD")
       return reply(405, "application/json", "{\"error\":\"method not allowed\"}\n", "Allow: GET, HEAD\r\n");

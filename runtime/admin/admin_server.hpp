@@ -24,6 +24,8 @@ class AdminBackend {
   virtual std::string scripts_json() const = 0;
   // Reloads now; returns the JSON answer and sets `ok`.
   virtual std::string reload_now(bool& ok) = 0;
+  // Adds a token id to the process's JWT blocklist for `ttl_s` seconds (jwt policies refuse it).
+  virtual void revoke_jti(std::string_view jti, std::int64_t ttl_s) = 0;
   // Calls done(text) on the admin io_context once every worker has reported.
   virtual void collect_metrics(std::function<void(std::string)> done) = 0;
 

@@ -1,6 +1,8 @@
 #include "policy/jwt_policy.hpp"
 
 #include <fstream>
+
+#include "core/shared_state.hpp"
 #include <sstream>
 
 namespace lg::policy {
@@ -80,6 +82,16 @@ bool JwtAuth::apply(PolicyRequest& r) const {
     r.answer_headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lunagate\", error=\"invalid_token\"");
     r.message_detail = auth::jwt_error_name(result.error);
     return r.answer(401, "invalid token");
+  }
+  if (const std::string_view jti = result.claims.jti(); !jti.empty()) {
+    thread_local std::string key;
+    key.assign(kRevokedJtiPrefix).append(jti);
+    SharedDict::Value ignored;
+    if (r.shared->dict.get(key, r.now_ms, ignored) == SharedDict::Status::ok) {
+      r.answer_headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lunagate\", error=\"invalid_token\"");
+      r.message_detail = "revoked";
+      return r.answer(401, "invalid token");
+    }
   }
   for (const std::string& scope : cfg_.required_scopes)
     if (!result.claims.has_scope(scope)) {

@@ -25,6 +25,10 @@ namespace lg::policy {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
+// gw.shared / SharedDict key prefix of revoked JWT ids (POST /admin/jwt/revoke, or a script:
+// gw.shared.set("lunagate:jwt:revoked:" .. jti, 1, ttl)).
+inline constexpr std::string_view kRevokedJtiPrefix = "lunagate:jwt:revoked:";
+
 struct Consumer {
   std::string id;
   std::vector<std::string> groups;

@@ -175,6 +175,16 @@ class Policies(lgtest.AppGatewayMixin, unittest.TestCase):
         st, _, _ = self.get("jwt.test", headers={"Authorization": "Bearer " + token(claims(sub="bob"))})
         self.assertEqual(st, 403)
 
+    def test_jwt_revocation_by_jti(self):
+        t1, t2 = token(claims(jti="tok-1")), token(claims(jti="tok-2"))
+        self.assertEqual(self.get("jwt.test", headers={"Authorization": "Bearer " + t1})[0], 200)
+        st, _, body = http(self.gw.admin_port, "POST", "/admin/jwt/revoke?jti=tok-1&ttl=300")
+        self.assertEqual(st, 200, body)
+        self.assertEqual(self.get("jwt.test", headers={"Authorization": "Bearer " + t1})[0], 401)
+        self.assertEqual(self.get("jwt.test", headers={"Authorization": "Bearer " + t2})[0], 200)
+        self.assertEqual(http(self.gw.admin_port, "POST", "/admin/jwt/revoke")[0], 400)
+        self.assertEqual(http(self.gw.admin_port, "GET", "/admin/jwt/revoke?jti=x")[0], 405)
+
     # ---- cors --------------------------------------------------------------------------------
     def test_cors(self):
         mark = self.app.mark()
