@@ -40,6 +40,12 @@ std::string restart_only_change(const Config& a, const Config& b) {
     if (a.listen[i].address.text != b.listen[i].address.text || a.listen[i].backlog != b.listen[i].backlog) return "listen";
   if (a.admin.enabled != b.admin.enabled || a.admin.address.text != b.admin.address.text) return "admin";
   if (a.log.access != b.log.access || a.log.error != b.log.error) return "log";
+  // Each worker's Redis connection is made at startup.
+  if (a.redis.has_value() != b.redis.has_value() ||
+      (a.redis && (a.redis->address.text != b.redis->address.text || a.redis->timeout != b.redis->timeout ||
+                   a.redis->on_failure != b.redis->on_failure || a.redis->max_pending != b.redis->max_pending ||
+                   a.redis->reconnect_min != b.redis->reconnect_min || a.redis->reconnect_max != b.redis->reconnect_max)))
+    return "redis";
   if (b.limits.max_header_bytes > a.limits.max_header_bytes) return "limits.max_header_bytes (growing it)";
   if (b.limits.max_response_header_bytes > a.limits.max_response_header_bytes)
     return "limits.max_response_header_bytes (growing it)";

@@ -127,6 +127,18 @@ struct RouteConfig {
   std::vector<PolicyConfig> policies;  // native policies, in order, before the scripts
 };
 
+// `redis:` — the store shared by several instances (Redis-backed rate limits). One connection
+// per worker; commands issued in one loop turn go out together (pipelining).
+struct RedisConfig {
+  enum class OnFailure : std::uint8_t { open, closed };
+  Endpoint address;
+  Millis timeout{50};                      // per command, then the request passes (open) or gets 503 (closed)
+  OnFailure on_failure = OnFailure::open;
+  std::uint32_t max_pending = 10000;       // commands in flight per worker before new ones fail at once
+  Millis reconnect_min{50}, reconnect_max{2000};  // backoff after a lost connection, doubling
+  int line = 0;
+};
+
 struct Config {
   std::string path;  // the file it was loaded from
   unsigned workers = 0;  // 0 = auto (resolved to the core count by the loader)
@@ -138,6 +150,7 @@ struct Config {
   std::vector<UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;
   std::vector<ConsumerConfig> consumers;
+  std::optional<RedisConfig> redis;  // absent: rate limits live in the process only
 };
 
 }  // namespace lg

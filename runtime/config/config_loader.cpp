@@ -137,6 +137,43 @@ void read_log(Problems& p, const Value& v, LogConfig& log) {
 }
 
 
+void read_redis(Problems& p, const Value& v, Config& cfg) {
+  MapReader m(p, v);
+  if (!m.ok()) return;
+  RedisConfig r;
+  r.line = v.line;
+  bool ok = false;
+  if (auto a = m.required("address")) ok = read_endpoint(p, *a, r.address);
+  if (auto t = m.get("timeout")) {
+    if (read_duration(p, *t, r.timeout) && r.timeout.count() <= 0) p.add(t->line, t->path, "must be above 0");
+  }
+  if (auto f = m.get("on_failure")) {
+    const int i = read_choice(p, *f, {"open", "closed"});
+    if (i >= 0) r.on_failure = static_cast<RedisConfig::OnFailure>(i);
+  }
+  if (auto mp = m.get("max_pending")) read_uint(p, *mp, 1, r.max_pending, 1000000);
+  if (auto rc = m.get("reconnect")) {  // { min: 50ms, max: 2s }
+    MapReader rm(p, *rc);
+    if (auto a = rm.get("min")) read_duration(p, *a, r.reconnect_min);
+    if (auto b = rm.get("max")) read_duration(p, *b, r.reconnect_max);
+    rm.finish();
+    if (r.reconnect_min.count() <= 0 || r.reconnect_max < r.reconnect_min)
+      p.add(rc->line, rc->path, "needs 0 < min <= max");
+  }
+  m.finish();
+  if (ok) cfg.redis = r;
+}
+
+// store: redis needs the top-level redis section.
+void check_rate_limit_stores(Problems& p, const Config& cfg) {
+  for (const RouteConfig& route : cfg.routes)
+    for (const PolicyConfig& pc : route.policies)
+      if (const auto* rl = std::get_if<RateLimitConfig>(&pc.spec);
+          rl && rl->store == RateLimitConfig::Store::redis && !cfg.redis)
+        p.add(rl->store_line ? rl->store_line : pc.line, pc.path + ".rate-limit.store",
+              "store: redis needs a top-level redis section");
+}
+
 void read_hash_on(Problems& p, const Value& v, UpstreamConfig& u) {
   constexpr std::string_view kExpected = "client_ip, {header: NAME} or {cookie: NAME}";
   if (v.node.IsScalar()) {
@@ -274,7 +311,8 @@ Config load_root(Problems& p, const YAML::Node& root, const std::string& path) {
   if (auto u = top.get("upstreams")) read_upstreams(p, *u, cfg, declared);
   if (auto r = top.get("routes")) read_routes(p, *r, cfg, declared);
   if (auto sc = top.get("scripts")) read_scripts_section(p, *sc, cfg.scripts);
-  top.unsupported("redis");
+  if (auto r = top.get("redis")) read_redis(p, *r, cfg);
+  check_rate_limit_stores(p, cfg);
   if (auto c = top.get("consumers")) read_consumers(p, *c, cfg.consumers);
   top.finish();
   if (cfg.workers == 0)

@@ -87,6 +87,16 @@ struct RateLimitConfig {
   bool legacy_headers = false;  // also X-RateLimit-Limit-<Window> (Kong style)
   std::vector<std::string> trusted_proxies;  // by: ip behind proxies (X-Forwarded-For)
   std::map<std::string, std::vector<Limit>> consumer_limits;  // per consumer id, instead of `limits`
+  // Where the counters live: in this process, or in Redis (shared by every instance; needs the
+  // top-level `redis` section). With Redis, `exact` asks Redis on every request; `batch` takes
+  // quota in batches of `batch` units (0: min(limit / (4 * workers), 100), at least 1) and serves
+  // requests from the worker's reserve.
+  enum class Store : std::uint8_t { local, redis };
+  enum class Mode : std::uint8_t { exact, batch };
+  Store store = Store::local;
+  Mode mode = Mode::exact;
+  std::uint32_t batch = 0;
+  int store_line = 0;
 };
 
 // headers: fixed header rules (what a request-transformer does), no script needed.

@@ -189,6 +189,20 @@ void read_rate_limit(Problems& p, const Value& v, RateLimitConfig& c) {
   if (auto h = m.get("header")) read_header_name(p, *h, c.header);
   if (c.by == RateLimitConfig::Key::header && c.header.empty()) p.add(v.line, v.path, "by: header needs header");
   if (auto l = m.get("legacy_headers")) read_bool(p, *l, c.legacy_headers);
+  if (auto s = m.get("store")) {
+    const int i = read_choice(p, *s, {"local", "redis"});
+    if (i >= 0) c.store = static_cast<RateLimitConfig::Store>(i);
+    c.store_line = s->line;
+  }
+  if (auto md = m.get("mode")) {
+    const int i = read_choice(p, *md, {"exact", "batch"});
+    if (i >= 0) c.mode = static_cast<RateLimitConfig::Mode>(i);
+    if (c.store != RateLimitConfig::Store::redis) p.add(md->line, md->path, "mode needs store: redis");
+  }
+  if (auto b = m.get("batch")) {
+    read_uint(p, *b, 1, c.batch, 1000000);
+    if (c.mode != RateLimitConfig::Mode::batch) p.add(b->line, b->path, "batch needs mode: batch");
+  }
   m.finish();
 }
 

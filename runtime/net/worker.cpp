@@ -9,6 +9,7 @@
 #include "net/listener.hpp"
 #include "proxy/client_connection.hpp"
 #include "proxy/exchange.hpp"
+#include "redis/remote_limits.hpp"
 
 namespace lg {
 
@@ -38,6 +39,7 @@ Worker::Worker(unsigned id, const Config& initial, int access_log_fd, SharedStat
       engine_(std::make_unique<lua::Engine>()),
       shared_(shared) {
   headers_.reserve(initial.limits.max_headers + 1);
+  if (initial.redis) remote_ = std::make_unique<redis::RemoteLimiter>(reactor_, *initial.redis, initial.workers);
 }
 
 Worker::~Worker() {
@@ -48,6 +50,7 @@ void Worker::start(const std::vector<ListenConfig>& listen, std::shared_ptr<cons
   install(std::move(first));
   for (const ListenConfig& l : listen) listeners_.push_back(std::make_unique<Listener>(*this, l));
   reactor_.set_tick(kTickMs, [](void* self) { static_cast<Worker*>(self)->on_tick(); }, this);
+  if (remote_) remote_->start();  // connects; the thread below drives it
   thread_ = std::thread([this] {
     for (;;) {
       try {
@@ -63,9 +66,12 @@ void Worker::start(const std::vector<ListenConfig>& listen, std::shared_ptr<cons
 
 void Worker::on_tick() {
   timers_.tick();
+  if (remote_) remote_->tick();
   for (auto& l : listeners_) l->retry_if_paused();
   access_log_.flush();
 }
+
+policy::RemoteLimits* Worker::remote_limits() { return remote_.get(); }
 
 void Worker::join() {
   if (thread_.joinable()) thread_.join();

@@ -29,6 +29,12 @@ class ClientConnection;
 class ExchangePool;
 class Listener;
 class LogTask;
+namespace redis {
+class RemoteLimiter;
+}
+namespace policy {
+class RemoteLimits;
+}
 
 // This worker's view of one upstream group of a snapshot.
 struct WorkerGroup {
@@ -96,6 +102,8 @@ class Worker {
   IdGenerator& ids() { return ids_; }
   lua::Engine& engine() { return *engine_; }
   SharedState* shared_state() { return shared_; }
+  // Redis-backed rate limits on this worker's own connection (null: no `redis` section).
+  policy::RemoteLimits* remote_limits();
   std::vector<http::Header>& scratch_headers() { return headers_; }
   bool draining() const { return draining_; }
 
@@ -124,6 +132,7 @@ class Worker {
   IdGenerator ids_;
   std::unique_ptr<lua::Engine> engine_;
   SharedState* shared_;  // process-wide, owned by the Gateway
+  std::unique_ptr<redis::RemoteLimiter> remote_;
   std::vector<http::Header> headers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_set<ClientConnection*> connections_;

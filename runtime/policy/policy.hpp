@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "http/message.hpp"
+#include "policy/remote_take.hpp"
 #include "proxy/head_writers.hpp"
 
 namespace lg {
@@ -76,6 +77,14 @@ struct PolicyRequest {
   HeaderList answer_headers;
   std::string answer_body;  // when set, sent as is (a CORS preflight answers with no body)
 
+  // Policies that wait (a rate limit kept in Redis): apply() returns false with `waiting` set;
+  // the owner is woken when the answer is there and calls resume() of the same policy.
+  RemoteLimits* remote = nullptr;  // this worker's Redis-backed limiter (null: no redis section)
+  RemoteTake* remote_take = nullptr;
+  PolicyWaitOwner* wait_owner = nullptr;
+  bool waiting = false;
+  bool bypassed = false;  // a limit was not checked (its store failed, on_failure: open)
+
   std::string_view header(std::string_view name) const;  // first value, "" if absent
   bool has_header(std::string_view name) const;
   bool query_arg(std::string_view name, std::string& out) const;  // percent-decoded
@@ -92,6 +101,8 @@ class Policy {
   virtual ~Policy() = default;
   // true: go on with the next policy; false: answer with r.status now.
   virtual bool apply(PolicyRequest& r) const = 0;
+  // After apply() set r.waiting and the wait ended: as apply's result.
+  virtual bool resume(PolicyRequest&) const { return true; }
 };
 
 struct RoutePolicies {

@@ -73,6 +73,7 @@ bool RateLimit::apply(PolicyRequest& r) const {
     const auto it = cfg_.consumer_limits.find(r.consumer_id);
     if (it != cfg_.consumer_limits.end()) limits = &it->second;
   }
+  if (cfg_.store == RateLimitConfig::Store::redis) return apply_remote(r, key, *limits);
   for (const auto& l : *limits) {
     RateLimitSpec s;
     s.algorithm = cfg_.algorithm == RateLimitConfig::Algorithm::token_bucket ? RateLimitSpec::Algorithm::token_bucket
@@ -95,6 +96,52 @@ bool RateLimit::apply(PolicyRequest& r) const {
   }
   format_rate_limit_headers(results, cfg_.legacy_headers, r.answer_headers, r.answer_headers.size());
   return r.answer(429, "rate limit exceeded");
+}
+
+// Redis-backed: the worker's RemoteLimits answers at once (batch reserve, a store known to be
+// down) or later (the request waits; resume() finishes).
+bool RateLimit::apply_remote(PolicyRequest& r, std::string_view key,
+                             const std::vector<RateLimitConfig::Limit>& limits) const {
+  RemoteTake& t = *r.remote_take;
+  t.token_bucket = cfg_.algorithm == RateLimitConfig::Algorithm::token_bucket;
+  t.batch = cfg_.mode == RateLimitConfig::Mode::batch;
+  t.base.assign(key);
+  t.limits.clear();
+  for (const auto& l : limits) t.limits.push_back({l.limit, l.per.count(), l.burst});
+  t.results.clear();
+  t.status = RemoteTake::Status::failed;
+  t.owner = r.wait_owner;
+  if (r.remote) {
+    t.batch_size = cfg_.batch ? cfg_.batch : redis::default_batch(t.limits, r.remote->workers());
+    r.remote->take(t);
+  }
+  if (t.status == RemoteTake::Status::waiting) {
+    r.waiting = true;
+    return false;
+  }
+  return finish_remote(r);
+}
+
+bool RateLimit::resume(PolicyRequest& r) const { return finish_remote(r); }
+
+bool RateLimit::finish_remote(PolicyRequest& r) const {
+  RemoteTake& t = *r.remote_take;
+  switch (t.status) {
+    case RemoteTake::Status::allowed:
+      format_rate_limit_headers(t.results, cfg_.legacy_headers, *r.resp_headers, r.resp_headers->size());
+      return true;
+    case RemoteTake::Status::refused:
+      format_rate_limit_headers(t.results, cfg_.legacy_headers, r.answer_headers, r.answer_headers.size());
+      return r.answer(429, "rate limit exceeded");
+    default:
+      break;
+  }
+  // The store failed (down, timed out, too much in flight).
+  if (!r.remote || r.remote->fail_open()) {
+    r.bypassed = true;
+    return true;
+  }
+  return r.answer(503, "rate limit store unavailable");  // with Retry-After: 1 (error_response.cpp)
 }
 
 }  // namespace lg::policy

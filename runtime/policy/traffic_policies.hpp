@@ -32,8 +32,11 @@ class RateLimit final : public Policy {
   // nullptr with `error` for a bad trusted_proxies entry.
   static std::unique_ptr<RateLimit> make(const RateLimitConfig& c, std::string id, std::string& error);
   bool apply(PolicyRequest& r) const override;
+  bool resume(PolicyRequest& r) const override;
 
  private:
+  bool apply_remote(PolicyRequest& r, std::string_view key, const std::vector<RateLimitConfig::Limit>& limits) const;
+  bool finish_remote(PolicyRequest& r) const;
   RateLimit(const RateLimitConfig& c, std::string id) : cfg_(c), id_(std::move(id)) {}
   RateLimitConfig cfg_;
   std::string id_;

@@ -77,6 +77,8 @@ Exchange& ClientConnection::exchange() {
 
 void ClientConnection::release_exchange() {
   if (!x_) return;
+  if (x_->remote_take.status == policy::RemoteTake::Status::waiting && w_.remote_limits())
+    w_.remote_limits()->cancel(x_->remote_take);  // the client left while a rate limit waited
   if (scripted_) {  // a handler may still wait (the request was cut short)
     x_->script.io.cancel();
     x_->script.io.bind(nullptr, nullptr, nullptr);
@@ -112,6 +114,7 @@ void ClientConnection::on_read(Stream&, int err, std::size_t n) {
     case Phase::reading_head: on_head_bytes(); break;
     case Phase::sending_request: send_request_part(); break;
     case Phase::reading_body: on_script_body_bytes(); break;
+    case Phase::policing:
     case Phase::scripting: watch_client(); break;  // bytes wait in rbuf_ for the request to go on
     case Phase::tunnel: pump_client_to_upstream(); break;
     default: break;  // the bytes wait in rbuf_ (an early response ends this request anyway)
@@ -203,7 +206,11 @@ void ClientConnection::handle_request() {
   build_upstream_path(*route_, m, path_, x_->upstream_path);
   x_->consumer_id.clear();
   if (const policy::RoutePolicies& rp = snap.policies->routes[m.route]; !rp.empty() && !run_policies(rp)) return;
-  scripted_ = !snap.route_scripts[m.route].empty();
+  after_policies();
+}
+
+void ClientConnection::after_policies() {
+  scripted_ = !pin_->snap->route_scripts[route_index_].empty();
   if (scripted_ && !run_request_scripts()) return;  // answered, failed, or a handler waits
   continue_request();
 }
@@ -512,6 +519,7 @@ void ClientConnection::on_timeout() {
       return;
     case Phase::reading_body: respond_error(408, "request body timeout", true); return;
     case Phase::scripting: return;  // each wait has its own timer
+    case Phase::policing: return;   // so has a Redis command
     case Phase::closed: return;
   }
 }

@@ -13,6 +13,7 @@
 //   lingering          closing: answer sent, discarding input until EOF or a short deadline
 //   scripting          a script handler waits (gw.http, gw.sleep)           -> on_script_wake
 //   reading_body       reading the request body for a script              -> client read
+//   policing           a native policy waits (a rate limit kept in Redis)  -> on_policy_wake
 // Errors are values: no exception crosses this class. The object deletes itself (deferred on the
 // reactor) after close_now().
 #pragma once
@@ -43,7 +44,8 @@ struct PinnedSnapshot;
 struct RouteConfig;
 struct TargetState;
 
-class ClientConnection final : public Timed, public StreamUser, public UpstreamUser, public ScriptWaitOwner {
+class ClientConnection final : public Timed, public StreamUser, public UpstreamUser, public ScriptWaitOwner,
+                               public policy::PolicyWaitOwner {
  public:
   ClientConnection(Worker& w, int fd, const sockaddr_storage& peer);
   ~ClientConnection() override;
@@ -63,11 +65,13 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   // scripts that wait (script_phases.cpp, script_body.cpp)
   void on_script_wake() override;
   std::string read_request_body() override;
+  // a policy that waited (a rate limit kept in Redis)
+  void on_policy_wake() override;
 
  private:
   enum class Phase : std::uint8_t {
     idle, reading_head, connecting, sending_request, awaiting_response, sending_response,
-    tunnel, responding, lingering, scripting, reading_body, closed
+    tunnel, responding, lingering, scripting, reading_body, policing, closed
   };
   // What follows a request body read for scripts.
   enum class BodyThen : std::uint8_t { resume_script, continue_request };
@@ -97,6 +101,9 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   // native policies (policy_phase.cpp): false when the request was answered
   bool run_policies(const policy::RoutePolicies& rp);
   void respond_policy(const policy::PolicyRequest& r);
+  bool run_policy_chain(const policy::RoutePolicies& rp, std::size_t from);  // false: answered or waiting
+  void count_bypass();
+  void after_policies();  // the scripts, then the upstream
   bool run_request_scripts();  // rewrite + access; false when answered or waiting
   bool run_request_phases(lua::Phase from, bool resuming);
   bool settle_phase(const lua::PhaseReport& r, lua::Phase p);
@@ -172,6 +179,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   bool has_policies_ = false;       // the route has native policies: x_->policy* hold their decisions
   bool buffering_ = false;          // the response body is collected for the body phase
   std::uint32_t route_index_ = 0;
+  std::uint32_t policy_index_ = 0;  // the policy that waits (Phase::policing)
   lua::Phase waiting_phase_ = lua::Phase::rewrite;  // the phase a waiting handler belongs to
   BodyThen body_then_ = BodyThen::resume_script;
   http::ResponseHead saved_resp_;   // the upstream's head while a response handler waits

@@ -29,6 +29,7 @@ struct Exchange {
   policy::PolicyRequest policy;
   HeaderEdits policy_edits;
   std::vector<std::pair<std::string, std::string>> policy_resp_headers;
+  policy::RemoteTake remote_take;  // a rate limit kept in Redis: what it asked and got
   std::string consumer_id;    // who authenticated (native policy or script), for the access log
 };
 

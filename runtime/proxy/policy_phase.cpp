@@ -36,12 +36,37 @@ bool ClientConnection::run_policies(const policy::RoutePolicies& rp) {
   r.message_detail = {};
   r.answer_headers.clear();
   r.answer_body.clear();
+  r.remote = w_.remote_limits();
+  r.remote_take = &x.remote_take;
+  r.wait_owner = this;
+  r.waiting = false;
+  r.bypassed = false;
   has_policies_ = true;
-  for (const auto& p : rp.chain) {
-    if (p->apply(r)) continue;
+  return run_policy_chain(rp, 0);
+}
+
+// Runs the chain from `from`; a policy that waits parks the request in Phase::policing (the
+// head's field list copied out of the worker's scratch, as for a waiting script) until
+// on_policy_wake.
+bool ClientConnection::run_policy_chain(const policy::RoutePolicies& rp, std::size_t from) {
+  Exchange& x = *x_;
+  policy::PolicyRequest& r = x.policy;
+  for (std::size_t i = from; i < rp.chain.size(); ++i) {
+    if (rp.chain[i]->apply(r)) continue;
+    if (r.waiting) {
+      policy_index_ = static_cast<std::uint32_t>(i);
+      keep_request_head();
+      r.headers = head_.headers;
+      phase_ = Phase::policing;
+      watch_client();
+      deadline_ms = 0;  // the Redis command's timeout bounds the wait
+      return false;
+    }
+    count_bypass();
     respond_policy(r);
     return false;
   }
+  count_bypass();
   // Identity for the upstream: what the client sent under these names was dropped already.
   if (!r.consumer_id.empty()) {
     x.consumer_id = r.consumer_id;
@@ -56,6 +81,30 @@ bool ClientConnection::run_policies(const policy::RoutePolicies& rp) {
     if (!r.consumer->tenant.empty()) x.policy_edits.set.emplace_back("X-Tenant-ID", r.consumer->tenant);
   }
   return true;
+}
+
+void ClientConnection::on_policy_wake() {
+  if (phase_ != Phase::policing || !x_) return;
+  policy::PolicyRequest& r = x_->policy;
+  r.waiting = false;
+  const policy::RoutePolicies& rp = pin_->snap->policies->routes[route_index_];
+  phase_ = Phase::reading_head;  // where run_policies left it when it did not wait
+  set_deadline(w_.limits().client_header_timeout.count());
+  if (!rp.chain[policy_index_]->resume(r)) {
+    count_bypass();
+    respond_policy(r);
+    return;
+  }
+  if (run_policy_chain(rp, policy_index_ + 1)) after_policies();
+}
+
+void ClientConnection::count_bypass() {
+  policy::PolicyRequest& r = x_->policy;
+  if (!r.bypassed) return;
+  r.bypassed = false;
+  w_.metrics().add(w_.metrics().series("gateway_rate_limit_bypassed_total",
+                                       "Requests let through unchecked because the rate-limit store failed.",
+                                       fmt::format("route=\"{}\"", route_->name)));
 }
 
 void ClientConnection::respond_policy(const policy::PolicyRequest& r) {

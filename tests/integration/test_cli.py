@@ -161,7 +161,7 @@ class CliTest(unittest.TestCase):
 
     def test_unsupported_key(self):
         text = self.good() + "redis: {}\n"
-        self.assertError(text, "redis:", "redis", r"not supported by this version")
+        self.assertError(text, "redis:", "redis.address", r"missing required key")  # redis is supported now
 
     def test_missing_script_and_script_syntax_error(self):
         text = self.good().replace("    strip_prefix: /v1\n", "    strip_prefix: /v1\n    scripts: [ nope ]\n", 1)

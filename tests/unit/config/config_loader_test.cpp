@@ -360,7 +360,7 @@ routes:
 }
 
 TEST_CASE("config: keys of later features are rejected by name", "[config]") {
-  CHECK(errors(kListen + "redis: {}\n") == "gw.yaml:3: redis: redis is not supported by this version of lunagate");
+  CHECK(errors(kListen + "redis: {}\n") == "gw.yaml:3: redis.address: missing required key");  // supported now
   CHECK(errors("listen:\n  - address: 127.0.0.1:8443\n    tls: { cert: a.pem }\n") ==
         "gw.yaml:3: listen[0].tls: tls is not supported by this version of lunagate");
   CHECK(errors(kListen + R"(upstreams:

@@ -1,0 +1,250 @@
+#include "redis/redis_client.hpp"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "core/clock.hpp"
+
+namespace lg::redis {
+
+namespace {
+std::string sha1_hex(std::string_view s) {
+  unsigned char d[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : d) out.push_back(kHex[c >> 4]), out.push_back(kHex[c & 15]);
+  return out;
+}
+}  // namespace
+
+RedisClient::RedisClient(Reactor& r, Options o) : reactor_(r), opt_(std::move(o)) {}
+
+RedisClient::~RedisClient() {
+  for (Pending* p : inflight_) p->handler = nullptr;  // nobody is told anything any more
+  if (ac_) {
+    redisAsyncContext* ac = ac_;
+    ac->ev.cleanup = nullptr;  // no reconnect scheduling from the destructor
+    ac_ = nullptr;
+    redisAsyncFree(ac);  // runs every pending callback with NULL (they free their Pending)
+  }
+  for (Pending* p : inflight_) delete p;
+}
+
+std::size_t RedisClient::register_script(std::string source) {
+  Script s;
+  s.sha = sha1_hex(source);
+  s.source = std::move(source);
+  scripts_.push_back(std::move(s));
+  return scripts_.size() - 1;
+}
+
+void RedisClient::start() { connect(); }
+
+void RedisClient::connect() {
+  health_ = Health::connecting;
+  redisAsyncContext* ac = redisAsyncConnect(opt_.host.c_str(), opt_.port);
+  if (!ac) {
+    lost("out of memory");
+    return;
+  }
+  if (ac->err) {  // refused at once (loopback) or no socket
+    redisAsyncFree(ac);
+    lost("connect failed");
+    return;
+  }
+  ac->data = this;
+  ac->ev.data = this;
+  ac->ev.addRead = ev_noop;  // the fd is registered for reads for its whole life
+  ac->ev.delRead = ev_noop;
+  ac->ev.addWrite = ev_add_write;
+  ac->ev.delWrite = ev_del_write;
+  ac->ev.cleanup = ev_cleanup;
+  redisAsyncSetConnectCallback(ac, on_connected);
+  redisAsyncSetDisconnectCallback(ac, on_disconnected);
+  ac_ = ac;
+  writable_ = false;  // the connect's completion is the first EPOLLOUT edge
+  if (!reactor_.add(ac->c.fd, this)) {
+    ac_ = nullptr;
+    ac->ev.cleanup = nullptr;
+    redisAsyncFree(ac);
+    lost("epoll registration failed");
+  }
+}
+
+// The context is gone (hiredis frees it): try again after the backoff.
+void RedisClient::lost(const char* why) {
+  ac_ = nullptr;
+  // Logged once per outage, not once per failed retry.
+  if (backoff_ms_ == 0) spdlog::warn("redis {}:{}: {}; retrying with backoff", opt_.host, opt_.port, why);
+  health_ = Health::down;
+  want_write_ = false;
+  backoff_ms_ = backoff_ms_ == 0 ? opt_.reconnect_min_ms : std::min(backoff_ms_ * 2, opt_.reconnect_max_ms);
+  reconnect_at_ = monotonic_ms() + backoff_ms_;
+  reactor_.tick_by(reconnect_at_);
+}
+
+void RedisClient::on_connected(const redisAsyncContext* ac, int status) {
+  auto* self = static_cast<RedisClient*>(ac->data);
+  if (status != REDIS_OK) return;  // hiredis frees the context next: ev_cleanup
+  self->health_ = Health::up;
+  self->backoff_ms_ = 0;
+  spdlog::info("redis {}:{}: connected", self->opt_.host, self->opt_.port);
+  ++self->connects_;
+}
+
+void RedisClient::on_disconnected(const redisAsyncContext*, int) {}  // ev_cleanup did the work
+
+void RedisClient::ev_cleanup(void* p) {
+  auto* self = static_cast<RedisClient*>(p);
+  if (self->ac_) self->reactor_.remove(self->ac_->c.fd);
+  self->lost("disconnected");
+}
+
+void RedisClient::ev_add_write(void* p) {
+  auto* self = static_cast<RedisClient*>(p);
+  self->want_write_ = true;
+  if (self->in_flush_) self->writable_ = false;  // the write was short: wait for EPOLLOUT
+  else self->schedule_flush();
+}
+
+void RedisClient::ev_del_write(void* p) { static_cast<RedisClient*>(p)->want_write_ = false; }
+
+void RedisClient::schedule_flush() {
+  if (flush_queued_ || !writable_) return;
+  flush_queued_ = true;
+  reactor_.defer([](void* p) { static_cast<RedisClient*>(p)->flush(); }, this);
+}
+
+// Everything hiredis has buffered goes out in one write: all commands of this turn.
+void RedisClient::flush() {
+  flush_queued_ = false;
+  if (!ac_ || !want_write_ || !writable_ || health_ != Health::up) return;
+  in_flush_ = true;
+  errno = 0;  // hiredis reads errno when it checks the connection
+  redisAsyncHandleWrite(ac_);
+  in_flush_ = false;
+}
+
+void RedisClient::on_io(std::uint32_t events) {
+  if (!ac_) return;
+  if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+    writable_ = true;
+    if (health_ == Health::connecting || want_write_) {
+      in_flush_ = true;
+      errno = 0;
+      redisAsyncHandleWrite(ac_);  // completes a connect (or fails it), then writes
+      in_flush_ = false;
+      if (!ac_) return;
+    }
+  }
+  if (health_ == Health::up && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+    // Edge-triggered: read until the socket is drained (or, after a hang-up, until hiredis sees
+    // the end and frees the context).
+    const bool hangup = events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+    for (int i = 0; i < 1024 && ac_; ++i) {
+      errno = 0;
+      redisAsyncHandleRead(ac_);
+      if (!ac_) return;
+      int more = 0;
+      if (::ioctl(ac_->c.fd, FIONREAD, &more) != 0) more = 0;
+      if (more <= 0 && !hangup) break;
+    }
+  }
+}
+
+bool RedisClient::send(Pending* p, bool as_eval) {
+  argv_ptrs_.clear();
+  argv_lens_.clear();
+  const Script& s = scripts_[p->script];
+  argv_ptrs_.push_back(as_eval ? "EVAL" : "EVALSHA");
+  argv_lens_.push_back(as_eval ? 4 : 7);
+  argv_ptrs_.push_back(as_eval ? s.source.data() : s.sha.data());
+  argv_lens_.push_back(as_eval ? s.source.size() : s.sha.size());
+  for (const std::string& a : p->argv) argv_ptrs_.push_back(a.data()), argv_lens_.push_back(a.size());
+  return redisAsyncCommandArgv(ac_, on_command_reply, p, static_cast<int>(argv_ptrs_.size()), argv_ptrs_.data(),
+                               argv_lens_.data()) == REDIS_OK;
+}
+
+std::uint64_t RedisClient::eval(std::size_t script, std::span<const std::string> keys, std::span<const std::string> args,
+                                ReplyHandler* h, std::uint64_t tag) {
+  if (!ac_ || health_ != Health::up || (ac_->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) return 0;
+  if (inflight_.size() >= opt_.max_pending) return 0;
+  auto* p = new Pending{next_id_++, h, tag, monotonic_ms() + opt_.timeout_ms, script, false, {}};
+  p->argv.reserve(1 + keys.size() + args.size());
+  p->argv.push_back(std::to_string(keys.size()));
+  p->argv.insert(p->argv.end(), keys.begin(), keys.end());
+  p->argv.insert(p->argv.end(), args.begin(), args.end());
+  if (!send(p, false)) {
+    delete p;
+    return 0;
+  }
+  inflight_.push_back(p);
+  reactor_.tick_by(p->deadline);
+  return p->id;
+}
+
+void RedisClient::cancel(std::uint64_t id) {
+  for (Pending* p : inflight_)
+    if (p->id == id) {
+      p->handler = nullptr;
+      return;
+    }
+}
+
+void RedisClient::finish(Pending* p, const redisReply* r, const char* err) {
+  ReplyHandler* h = p->handler;
+  p->handler = nullptr;
+  if (h) h->on_reply(p->tag, r, err);
+}
+
+void RedisClient::on_command_reply(redisAsyncContext* ac, void* reply, void* priv) {
+  auto* self = static_cast<RedisClient*>(ac->data);
+  auto* p = static_cast<Pending*>(priv);
+  auto* r = static_cast<redisReply*>(reply);
+  if (r && r->type == REDIS_REPLY_ERROR && !p->retried && p->handler && self->ac_ &&
+      std::string_view(r->str, r->len).starts_with("NOSCRIPT")) {
+    p->retried = true;  // the server lost the script: the same call as EVAL (it loads it too)
+    if (self->send(p, true)) return;
+  }
+  const auto it = std::find(self->inflight_.begin(), self->inflight_.end(), p);
+  if (it != self->inflight_.end()) self->inflight_.erase(it);
+  if (!r && self->health_ == Health::up) self->health_ = Health::down;  // the context is going away
+  self->finish(p, r, r ? nullptr : "connection lost");
+  delete p;
+}
+
+void RedisClient::tick(std::int64_t now) {
+  std::int64_t next = 0;
+  for (std::size_t i = 0; i < inflight_.size(); ++i) {
+    Pending* p = inflight_[i];
+    if (!p->handler) continue;
+    if (p->deadline <= now) {
+      ++timeouts_;
+      finish(p, nullptr, "timeout");  // the handler may send or cancel: indexes stay valid
+    } else if (next == 0 || p->deadline < next) {
+      next = p->deadline;
+    }
+  }
+  if (next) reactor_.tick_by(next);
+  // A server that stopped answering (not closed: stopped) is dropped after a while, so that
+  // what piles up on its connection is failed and a new connection is tried.
+  if (ac_ && health_ == Health::up && !inflight_.empty() &&
+      inflight_.front()->deadline + std::max<std::int64_t>(1000, 10 * opt_.timeout_ms) < now) {
+    redisAsyncContext* ac = ac_;
+    redisAsyncFree(ac);  // callbacks with NULL, then ev_cleanup -> reconnect after the backoff
+    return;
+  }
+  if (!ac_ && health_ == Health::down && now >= reconnect_at_) connect();
+}
+
+}  // namespace lg::redis

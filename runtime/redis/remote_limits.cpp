@@ -1,0 +1,207 @@
+#include "redis/remote_limits.hpp"
+
+#include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/clock.hpp"
+
+namespace lg::redis {
+
+namespace {
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+constexpr std::uint64_t kReserveTag = 1;  // low bit of a tag: a KeyReserve, else a RemoteTake
+}  // namespace
+
+RemoteLimiter::RemoteLimiter(Reactor& r, const RedisConfig& cfg, unsigned workers)
+    : client_(r, RedisClient::Options{cfg.address.host, cfg.address.port, cfg.timeout.count(), cfg.max_pending,
+                                      cfg.reconnect_min.count(), cfg.reconnect_max.count()}),
+      fail_open_(cfg.on_failure == RedisConfig::OnFailure::open),
+      workers_(workers) {
+  sw_script_ = client_.register_script(kSlidingWindowScript);
+  tb_script_ = client_.register_script(kTokenBucketScript);
+}
+
+RemoteLimiter::~RemoteLimiter() = default;
+
+void RemoteLimiter::tick() {
+  const std::int64_t mono = monotonic_ms();
+  client_.tick(mono);
+  if (mono < next_sweep_) return;
+  next_sweep_ = mono + 10'000;
+  const std::int64_t now = wall_ms();
+  for (auto it = reserves_.begin(); it != reserves_.end();) {
+    const KeyReserve& k = *it->second;
+    if (k.waiters.empty() && !k.redis_id && now >= k.r.expires_at) it = reserves_.erase(it);
+    else ++it;
+  }
+}
+
+void RemoteLimiter::take(policy::RemoteTake& t) {
+  using S = policy::RemoteTake::Status;
+  t.status = S::failed;
+  t.reserve = nullptr;
+  t.redis_id = 0;
+  const std::int64_t now = wall_ms();
+  if (!t.batch) {
+    if (client_.health() != RedisClient::Health::up) return;
+    build_call(t.token_bucket, t.base, t.limits, now, 1, keys_, args_);
+    t.redis_id = client_.eval(t.token_bucket ? tb_script_ : sw_script_, keys_, args_, this,
+                              reinterpret_cast<std::uint64_t>(&t));
+    if (t.redis_id) t.status = S::waiting;
+    return;
+  }
+  // batch: the reserve of this policy, key and set of limits
+  std::string name;
+  name.reserve(t.base.size() + 24 * t.limits.size() + 4);
+  name.append(t.token_bucket ? "tb|" : "sw|").append(t.base);
+  for (const RemoteLimit& l : t.limits)
+    name.append("|").append(std::to_string(static_cast<std::int64_t>(l.limit))).append("/").append(
+        std::to_string(l.window_ms));
+  auto& slot = reserves_[name];
+  if (!slot) {
+    slot = std::make_unique<KeyReserve>();
+    slot->name = std::move(name);
+    slot->base = t.base;
+  }
+  KeyReserve& k = *slot;
+  if (k.r.take(now)) {
+    serve_from(k, t);
+    return;
+  }
+  if (client_.health() != RedisClient::Health::up) return;
+  k.token_bucket = t.token_bucket;
+  k.limits = t.limits;
+  k.want = std::max<std::uint32_t>(1, t.batch_size);
+  k.waiters.push_back(&t);
+  t.reserve = &k;
+  t.status = S::waiting;
+  if (!k.redis_id) {
+    ask_batch(k, now);
+    if (!k.redis_id) {  // could not be sent: fail this one at once (it is the only waiter)
+      k.waiters.clear();
+      t.reserve = nullptr;
+      t.status = S::failed;
+    }
+  }
+}
+
+void RemoteLimiter::serve_from(KeyReserve& k, policy::RemoteTake& t) {
+  t.status = policy::RemoteTake::Status::allowed;
+  t.results = k.last;
+  for (RateResult& r : t.results) {
+    r.allowed = true;
+    r.remaining = std::min(r.limit, r.remaining + k.r.left);  // Redis's room plus this reserve
+  }
+}
+
+void RemoteLimiter::ask_batch(KeyReserve& k, std::int64_t now) {
+  build_call(k.token_bucket, k.base, k.limits, now, k.want, keys_, args_);
+  k.asked_expiry = reserve_expiry(k.token_bucket, k.limits, now);
+  k.redis_id = client_.eval(k.token_bucket ? tb_script_ : sw_script_, keys_, args_, this,
+                            reinterpret_cast<std::uint64_t>(&k) | kReserveTag);
+}
+
+void RemoteLimiter::cancel(policy::RemoteTake& t) {
+  if (t.status != policy::RemoteTake::Status::waiting) return;
+  if (t.reserve) {
+    auto& w = static_cast<KeyReserve*>(t.reserve)->waiters;
+    w.erase(std::remove(w.begin(), w.end(), &t), w.end());
+  } else if (t.redis_id) {
+    client_.cancel(t.redis_id);
+  }
+  t.reserve = nullptr;
+  t.redis_id = 0;
+  t.status = policy::RemoteTake::Status::idle;
+}
+
+bool RemoteLimiter::parse(const redisReply* reply, std::span<const RemoteLimit> limits, bool token_bucket,
+                          ScriptReply& out) {
+  if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+      static thread_local unsigned logged = 0;
+      if (logged++ < 10) spdlog::warn("redis rate limit script: {}", std::string_view(reply->str, reply->len));
+    }
+    return false;
+  }
+  ints_.clear();
+  for (std::size_t i = 0; i < reply->elements; ++i) {
+    const redisReply* e = reply->element[i];
+    if (!e || e->type != REDIS_REPLY_INTEGER) return false;
+    ints_.push_back(e->integer);
+  }
+  out = parse_reply(ints_, limits, token_bucket);
+  return out.ok;
+}
+
+void RemoteLimiter::fail_waiters(KeyReserve& k) {
+  std::vector<policy::RemoteTake*> w;
+  w.swap(k.waiters);
+  for (policy::RemoteTake* t : w) {
+    t->status = policy::RemoteTake::Status::failed;
+    t->reserve = nullptr;
+  }
+  for (policy::RemoteTake* t : w) t->owner->on_policy_wake();
+}
+
+void RemoteLimiter::on_reply(std::uint64_t tag, const redisReply* reply, const char*) {
+  using S = policy::RemoteTake::Status;
+  ScriptReply sr;
+  if (!(tag & kReserveTag)) {
+    auto& t = *reinterpret_cast<policy::RemoteTake*>(tag);
+    t.redis_id = 0;
+    if (parse(reply, t.limits, t.token_bucket, sr)) {
+      t.status = sr.grant > 0 ? S::allowed : S::refused;
+      t.results = std::move(sr.results);
+    } else {
+      t.status = S::failed;
+    }
+    t.owner->on_policy_wake();
+    return;
+  }
+  auto& k = *reinterpret_cast<KeyReserve*>(tag & ~kReserveTag);
+  k.redis_id = 0;
+  if (!parse(reply, k.limits, k.token_bucket, sr)) {
+    fail_waiters(k);
+    return;
+  }
+  const std::int64_t now = wall_ms();
+  k.r.add(sr.grant, k.asked_expiry, now);
+  k.last = sr.results;
+  const bool more = sr.grant >= k.want;  // Redis had room for the whole batch: it may have more
+  std::vector<policy::RemoteTake*> w, done;
+  w.swap(k.waiters);
+  for (policy::RemoteTake* t : w) {
+    if (k.r.take(now)) {
+      serve_from(k, *t);
+    } else if (more) {
+      k.waiters.push_back(t);  // another batch
+      continue;
+    } else {
+      t->status = S::refused;
+      t->results = sr.results;
+      for (RateResult& r : t->results) {
+        r.allowed = false;
+        r.retry_after_ms = std::max(r.retry_after_ms, r.reset_ms);
+      }
+    }
+    t->reserve = nullptr;
+    done.push_back(t);
+  }
+  if (!k.waiters.empty()) {
+    ask_batch(k, now);
+    if (!k.redis_id) {
+      for (policy::RemoteTake* t : k.waiters) t->status = S::failed, t->reserve = nullptr;
+      done.insert(done.end(), k.waiters.begin(), k.waiters.end());
+      k.waiters.clear();
+    }
+  }
+  for (policy::RemoteTake* t : done) t->owner->on_policy_wake();
+}
+
+}  // namespace lg::redis

@@ -1,0 +1,174 @@
+// The pure parts of Redis-backed rate limits: call arguments, reply parsing, batch accounting,
+// and the `redis` / `store` config.
+#include <catch2/catch.hpp>
+
+#include "config/config_loader.hpp"
+#include "redis/rate_scripts.hpp"
+
+using namespace lg;
+using namespace lg::redis;
+
+TEST_CASE("build_call: aligned sliding-window keys, prefixed, and the arguments", "[redis]") {
+  std::vector<std::string> keys, args;
+  const RemoteLimit limits[] = {{100, 60'000, 0}, {1000, 3'600'000, 0}};
+  build_call(false, "r#0|acme", limits, 1'700'000'123'456, 1, keys, args);
+  REQUIRE(keys.size() == 4);
+  CHECK(keys[0] == "lunagate:rl:sw:r#0|acme:60000:1700000100000");
+  CHECK(keys[1] == "lunagate:rl:sw:r#0|acme:60000:1700000040000");
+  CHECK(keys[2] == "lunagate:rl:sw:r#0|acme:3600000:1699999200000");
+  CHECK(args == std::vector<std::string>{"1700000123456", "1", "100", "60000", "1000", "3600000"});
+  build_call(true, "r#1|*", std::span(limits, 1), 5, 12, keys, args);
+  CHECK(keys == std::vector<std::string>{"lunagate:rl:tb:r#1|*:60000"});
+  CHECK(args == std::vector<std::string>{"5", "12", "100", "60000", "0"});
+}
+
+TEST_CASE("reserve_expiry: end of the earliest window, or one period for buckets", "[redis]") {
+  const RemoteLimit limits[] = {{100, 60'000, 0}, {10, 1'000, 0}};
+  CHECK(reserve_expiry(false, limits, 120'500) == 121'000);
+  CHECK(reserve_expiry(false, std::span(limits, 1), 120'500) == 180'000);
+  CHECK(reserve_expiry(true, limits, 120'500) == 121'500);
+}
+
+TEST_CASE("parse_reply: grants, refusals and malformed replies", "[redis]") {
+  const RemoteLimit limits[] = {{100, 60'000, 0}, {10, 1'000, 0}};
+  SECTION("allowed") {
+    const long long v[] = {1, 0, 99, 600, 0, 9, 100, 0};
+    const ScriptReply r = parse_reply(v, limits, false);
+    REQUIRE(r.ok);
+    CHECK(r.grant == 1);
+    CHECK(r.refusing == -1);
+    REQUIRE(r.results.size() == 2);
+    CHECK(r.results[0].allowed);
+    CHECK(r.results[0].limit == 100);
+    CHECK(r.results[0].remaining == 99);
+    CHECK(r.results[0].reset_ms == 600);
+    CHECK(r.results[1].window_ms == 1000);
+  }
+  SECTION("refused by the second limit") {
+    const long long v[] = {0, 2, 50, 600, 0, 0, 900, 350};
+    const ScriptReply r = parse_reply(v, limits, false);
+    REQUIRE(r.ok);
+    CHECK(r.grant == 0);
+    CHECK(r.refusing == 1);
+    CHECK_FALSE(r.results[1].allowed);
+    CHECK(r.results[1].retry_after_ms == 350);
+  }
+  SECTION("a partial batch grant") {
+    const long long v[] = {7, 0, 0, 600, 0, 3, 100, 0};
+    const ScriptReply r = parse_reply(v, limits, false);
+    REQUIRE(r.ok);
+    CHECK(r.grant == 7);
+  }
+  SECTION("token bucket: the limit shown is the burst") {
+    const RemoteLimit tb[] = {{10, 1'000, 50}};
+    const long long v[] = {1, 0, 49, 100, 0};
+    const ScriptReply r = parse_reply(v, tb, true);
+    REQUIRE(r.ok);
+    CHECK(r.results[0].limit == 50);
+  }
+  SECTION("malformed") {
+    const long long short_v[] = {1, 0, 99};
+    CHECK_FALSE(parse_reply(short_v, limits, false).ok);
+    const long long bad_index[] = {0, 3, 0, 0, 0, 0, 0, 0};
+    CHECK_FALSE(parse_reply(bad_index, limits, false).ok);
+    const long long negative[] = {-1, 0, 0, 0, 0, 0, 0, 0};
+    CHECK_FALSE(parse_reply(negative, limits, false).ok);
+    const long long refusal_without_limit[] = {0, 0, 0, 0, 0, 0, 0, 0};
+    CHECK_FALSE(parse_reply(refusal_without_limit, limits, false).ok);
+  }
+}
+
+TEST_CASE("Reserve: serves what was granted until its window ends", "[redis]") {
+  Reserve r;
+  CHECK_FALSE(r.take(0));
+  r.add(3, 1000, 10);
+  CHECK(r.take(20));
+  CHECK(r.take(30));
+  CHECK(r.take(999));
+  CHECK_FALSE(r.take(999));  // all used
+  r.add(5, 2000, 1000);
+  CHECK(r.take(1500));
+  CHECK_FALSE(r.take(2000));  // expired with its window: the 4 left are never used
+  CHECK(r.served == 4);
+  CHECK(r.granted == 8);
+  r.add(2, 2000, 2500);  // a grant that arrives after its window: unusable
+  CHECK_FALSE(r.take(2500));
+}
+
+TEST_CASE("Reserve: a worker never holds more than one batch", "[redis]") {
+  // Over any run of takes and grants, what is held is at most the last grant.
+  Reserve r;
+  std::int64_t now = 0;
+  for (int round = 0; round < 50; ++round) {
+    while (r.take(now)) ++now;
+    r.add(12, now + 100, now);
+    CHECK(r.left <= 12);
+    now += 7;
+  }
+  CHECK(r.served <= r.granted);
+}
+
+TEST_CASE("default_batch: min(limit / (4 * workers), 100), at least 1", "[redis]") {
+  const RemoteLimit l100[] = {{100, 60'000, 0}};
+  const RemoteLimit l1m[] = {{1'000'000, 60'000, 0}, {5'000, 1'000, 0}};
+  const RemoteLimit l3[] = {{3, 1'000, 0}};
+  CHECK(default_batch(l100, 2) == 12);
+  CHECK(default_batch(l1m, 4) == 100);
+  CHECK(default_batch(l3, 8) == 1);
+}
+
+namespace {
+const char* kHead = "listen: [ { address: \"127.0.0.1:8080\" } ]\n";
+}
+
+TEST_CASE("config: redis section and store/mode of rate limits", "[redis][config]") {
+  const Config c = load_config_text(std::string(kHead) +
+                                        "redis: { address: \"127.0.0.1:6390\", timeout: 20ms, on_failure: closed }\n"
+                                        "upstreams: { app: { targets: [ \"127.0.0.1:9000\" ] } }\n"
+                                        "routes:\n"
+                                        "  - name: r\n"
+                                        "    match: { path: /x }\n"
+                                        "    upstream: app\n"
+                                        "    policies: [ { rate-limit: { limit: 5, per: 1s, store: redis, mode: batch, batch: 3 } } ]\n",
+                                    "gw.yaml");
+  REQUIRE(c.redis);
+  CHECK(c.redis->address.port == 6390);
+  CHECK(c.redis->timeout.count() == 20);
+  CHECK(c.redis->on_failure == RedisConfig::OnFailure::closed);
+  const auto& rl = std::get<RateLimitConfig>(c.routes[0].policies[0].spec);
+  CHECK(rl.store == RateLimitConfig::Store::redis);
+  CHECK(rl.mode == RateLimitConfig::Mode::batch);
+  CHECK(rl.batch == 3);
+}
+
+TEST_CASE("config: store: redis without a redis section, and bad values, are errors with lines", "[redis][config]") {
+  const std::string routes =
+      "upstreams: { app: { targets: [ \"127.0.0.1:9000\" ] } }\n"
+      "routes:\n"
+      "  - name: r\n"
+      "    match: { path: /x }\n"
+      "    upstream: app\n"
+      "    policies:\n"
+      "      - rate-limit: { limit: 5, per: 1s, store: redis }\n";
+  try {
+    load_config_text(std::string(kHead) + routes, "gw.yaml");
+    FAIL("accepted");
+  } catch (const ConfigError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("gw.yaml:8: routes[0].policies[0].rate-limit.store: store: redis needs a "
+                                         "top-level redis section"));
+  }
+  try {
+    load_config_text(std::string(kHead) + "redis: { address: \"127.0.0.1:6390\", on_failure: maybe }\n", "gw.yaml");
+    FAIL("accepted");
+  } catch (const ConfigError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("gw.yaml:2: redis.on_failure"));
+  }
+  try {
+    load_config_text(std::string(kHead) + routes.substr(0, routes.size() - 3) + ", mode: batch }\n" +
+                         "redis: { address: \"127.0.0.1:6390\" }\n",
+                     "gw.yaml");
+    SUCCEED();
+  } catch (const ConfigError& e) {
+    FAIL(e.what());
+  }
+}
