@@ -1,0 +1,485 @@
+#!/usr/bin/env bash
+# lunagate's native route policies (issue 4 point 9), next to nginx running the same policy.
+# Rows (each a single process on CPU $GW_CPU, same backend, byte-identical requests):
+#   plain         lunagate, no policy (the reference: what the policies add)
+#   native        lunagate, the bench policy as native policies: key-auth + rate-limit (token
+#                 bucket, per-consumer limits) + headers          (bench/conf/lunagate_policies.yaml)
+#   nginx_native  nginx, the bench policy as nginx directives (map + limit_req + proxy_set_header):
+#                 the shared anchors' conf/nginx_native_policy.conf, unchanged but master_process off
+#   nginx_lua     nginx + LuaJIT, the bench policy in an access handler: run_scripts.sh's row
+#                 (bench/conf/nginx_lua_policy.conf, bench/conf/lua/)
+#   jwt           lunagate, a native `jwt` policy: HS256, consumer from `iss` (consumer_claim),
+#                 + headers (remove X-Remove-Me)                  (bench/conf/lunagate_policies.yaml)
+#   nginx_lua_jwt nginx + LuaJIT HS256 JWT (Kong jwt plugin shape): the shared anchors'
+#                 conf/nginx_lua_jwt.conf + lua/gw_jwt.lua, master_process off
+# The nginx_native and nginx_lua_jwt rows need the shared anchors folder ($ANCHORS_DIR, default
+# ../shared/anchors beside the repo); without it they are skipped and only the anchors' published
+# figures are quoted.
+# The bench policy: API key in header `apikey` (key-0001..key-1000 -> consumer-N, huge limit;
+# key-limited -> consumer-limited, 1 req/s, burst 1) -> upstream gets X-Consumer-ID and loses
+# X-Remove-Me; a missing or unknown key -> 401; key-limited -> 429 within 3 requests.
+# The jwt check (as the anchors'): `Authorization: Bearer <HS256 token>` signed with JWT_SECRET,
+# iss issuer-1, exp 2100 -> 200, X-Consumer-ID upstream, X-Remove-Me gone; wrong signature,
+# expired or missing token -> 401.
+# Every request of every row carries `apikey: key-0042`, `X-Remove-Me: x` and
+# `Authorization: Bearer <token>` (the anchors' request shape: one request for all rows).
+#
+# Steps: (0) functional check of every row (seen through lg-backend's /echo); (a) user-space
+# instructions per request: callgrind, h2load --h1 -n REQS -c CONNS, BATCHES batches after a
+# 2,000-request warm-up, median; (b) syscalls per request: strace -f -c, one batch; (c) wall clock:
+# wrk -t1 -c$CONNS -d${DURATION}s --latency, ROUNDS rounds alternating the rows, median req/s, p50,
+# p99, gateway CPU per request; each run waits for the machine to go quiet and is retried when
+# foreign CPU (other processes) exceeded NOISE_MAX % of one CPU.
+#
+# Usage: bench/run_policies.sh [-n REQS] [-k BATCHES] [-c CONNS] [-C] [-S] [-W]
+#   -n REQS requests per batch (20000)  -k BATCHES callgrind batches (3)  -c CONNS connections (50)
+#   -C / -S / -W  skip callgrind / strace / wall clock
+# Environment: DURATION=8 ROUNDS=3 WARMUP=1 NOISE_MAX=15 MAX_TRIES=3 QUIET_MAX=10 QUIET_WAIT=60
+#   BACKEND_PORT=18511 PLAIN_PORT=18517 NATIVE_PORT=18512 NGINX_NATIVE_PORT=18513 NGINX_LUA_PORT=18514 JWT_PORT=18515
+#   NGINX_LUA_JWT_PORT=18516 ROWS="plain native nginx_native nginx_lua jwt nginx_lua_jwt"
+#   ANCHORS_DIR=../shared/anchors NGINX_MODDIR=/usr/lib/nginx/modules GW_CPU=1 LOADGEN_CPU=0
+#   NO_RESULTS=1 (do not touch bench/RESULTS.md)
+# Goals (issue 4 point 9): native policy <= 28,000 instructions/req (nginx native: 28,565), >= 1.2x
+# nginx+Lua's req/s, p99 no worse than nginx+Lua's; JWT HS256 <= 45,000 instructions/req
+# (nginx+LuaJIT: 65,600; HAProxy native: 81,699).
+set -euo pipefail
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+
+REQS=20000; BATCHES=3; CONNS=50; DO_CG=1; DO_ST=1; DO_WALL=1
+while getopts "n:k:c:CSWh" opt; do
+  case $opt in
+    n) REQS=$OPTARG;; k) BATCHES=$OPTARG;; c) CONNS=$OPTARG;; C) DO_CG=0;; S) DO_ST=0;; W) DO_WALL=0;;
+    *) sed -n '2,42p' "$0"; exit 0;;
+  esac
+done
+DURATION=${DURATION:-8}; ROUNDS=${ROUNDS:-3}; WARMUP=${WARMUP:-1}
+NOISE_MAX=${NOISE_MAX:-15}; MAX_TRIES=${MAX_TRIES:-3}
+[ "$DURATION" -le 10 ] || die "DURATION must be at most 10 s"
+GOAL_NATIVE_IR=28000; GOAL_NATIVE_RPS_X=1.2; GOAL_JWT_IR=45000
+# the shared anchors' published figures (../shared/anchors/README.md), quoted next to ours
+ANCHOR_NGINX_NATIVE_IR=28565; ANCHOR_NGINX_LUA_IR=31936; ANCHOR_NGINX_LUA_JWT_IR=65600; ANCHOR_HAPROXY_JWT_IR=81699
+BACKEND_PORT=${BACKEND_PORT:-18511}
+MODDIR=${NGINX_MODDIR:-/usr/lib/nginx/modules}
+ANCHORS_DIR=${ANCHORS_DIR:-$(cd "$BENCH_DIR/../.." && pwd)/shared/anchors}
+# the anchors harness's secret (run_anchors.sh, callgrind_anchors.sh) and token (lib.sh make_jwt)
+JWT_SECRET="bench-secret-issuer-1-0123456789abcdef"
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+make_jwt() {  # make_jwt SECRET [exp] : the anchors' token: {"alg":"HS256","typ":"JWT"}, iss issuer-1, sub user-1, exp 2100, no iat
+  local h p s
+  h=$(printf '%s' '{"alg":"HS256","typ":"JWT"}' | b64url)
+  p=$(printf '{"iss":"issuer-1","sub":"user-1","exp":%s}' "${2:-4102444800}" | b64url)
+  s=$(printf '%s' "$h.$p" | openssl dgst -sha256 -hmac "$1" -binary | b64url)
+  echo "$h.$p.$s"
+}
+TOKEN=$(make_jwt "$JWT_SECRET"); BAD_TOKEN=$(make_jwt "wrong-secret-wrong-secret-wrong-secret"); OLD_TOKEN=$(make_jwt "$JWT_SECRET" 1000000000)
+
+read -r -a ROWS <<< "${ROWS:-plain native nginx_native nginx_lua jwt nginx_lua_jwt}"
+declare -A ROW_PORT=([plain]=${PLAIN_PORT:-18517} [native]=${NATIVE_PORT:-18512} [nginx_native]=${NGINX_NATIVE_PORT:-18513}
+                     [nginx_lua]=${NGINX_LUA_PORT:-18514} [jwt]=${JWT_PORT:-18515} [nginx_lua_jwt]=${NGINX_LUA_JWT_PORT:-18516})
+declare -A ROW_LABEL=([plain]="lunagate, no policy (reference)" [native]="lunagate native policies (key-auth + rate-limit + headers)"
+                      [nginx_native]="nginx native policy (map + limit_req)" [nginx_lua]="nginx + LuaJIT bench policy"
+                      [jwt]="lunagate native jwt HS256 (+ headers)" [nginx_lua_jwt]="nginx + LuaJIT JWT HS256")
+declare -A ROW_CHECK=([plain]=plain [native]=policy [nginx_native]=policy [nginx_lua]=policy [jwt]=jwt [nginx_lua_jwt]=jwt)
+# the consumer each row must name upstream for the request below. lunagate's jwt policy attaches
+# the consumer whose id is the claim's value (consumer_claim: iss -> `issuer-1`); the anchors' Lua
+# looks `iss` up in a credential table that names consumer-1. Both are "iss -> consumer".
+declare -A ROW_CONSUMER=([plain]=none [native]=consumer-42 [nginx_native]=consumer-42 [nginx_lua]=consumer-42
+                         [jwt]=issuer-1 [nginx_lua_jwt]=consumer-1)
+# lunagate and the Lua policy answer 429 with Retry-After; nginx's limit_req sends none
+declare -A ROW_RETRY=([native]=1 [nginx_native]=0 [nginx_lua]=1)
+HDRS=(-H "apikey: key-0042" -H "X-Remove-Me: x" -H "Authorization: Bearer $TOKEN")
+POLICIES_NATIVE='[ { key-auth: { header: apikey } }, { rate-limit: { limit: 1000000000, per: 1s, consumers: { consumer-limited: [ { limit: 1, per: 1s, burst: 1 } ] } } }, { headers: { request: { remove: [ X-Remove-Me ] } } } ]'
+POLICIES_JWT="[ { jwt: { keys: [ { kid: issuer-1, alg: HS256, secret: \"$JWT_SECRET\" } ], consumer_claim: iss } }, { headers: { request: { remove: [ X-Remove-Me ] } } } ]"
+
+need nginx h2load wrk valgrind callgrind_control callgrind_annotate strace taskset curl ss python3 openssl /usr/bin/time
+[ -x "$LUNAGATE_BIN" ] || die "no $LUNAGATE_BIN (build it: flock /tmp/lg-build.lock cmake --build build -j2 --target lunagate lg-backend)"
+[ -x "$BACKEND_BIN" ] || die "no $BACKEND_BIN"
+for m in ndk_http_module.so ngx_http_lua_module.so; do
+  [ -f "$MODDIR/$m" ] || die "no $MODDIR/$m: apt-get install -y libnginx-mod-http-lua lua-resty-core"
+done
+[ -f /usr/share/lua/5.1/resty/core.lua ] || die "no resty.core: apt-get install -y lua-resty-core"
+SKIPPED=()
+keep=()
+for row in "${ROWS[@]}"; do
+  case $row in
+    nginx_native) [ -f "$ANCHORS_DIR/conf/nginx_native_policy.conf" ] || { SKIPPED+=("$row: no $ANCHORS_DIR/conf/nginx_native_policy.conf"); continue; };;
+    nginx_lua_jwt)
+      [ -f "$ANCHORS_DIR/conf/nginx_lua_jwt.conf" ] && [ -f "$ANCHORS_DIR/lua/gw_jwt.lua" ] || { SKIPPED+=("$row: no anchors nginx_lua_jwt.conf / gw_jwt.lua in $ANCHORS_DIR"); continue; }
+      [ -f /usr/lib/x86_64-linux-gnu/lua/5.1/cjson.so ] || { SKIPPED+=("$row: no lua-cjson (apt-get install -y lua-cjson)"); continue; };;
+  esac
+  keep+=("$row")
+done
+ROWS=("${keep[@]}")
+for s in "${SKIPPED[@]}"; do log "skipping $s"; done
+ports=(); for row in "${ROWS[@]}"; do ports+=("${ROW_PORT[$row]}"); done
+check_ports_free "$BACKEND_PORT" "${ports[@]}"
+
+TS=$(date +%Y%m%d-%H%M%S)
+OUT="$BENCH_DIR/out/policies-$TS"; RUN="$OUT/run"; KEEP_RUN=1
+mkdir -p "$OUT/raw" "$RUN/nginx_tmp" "$RUN/tmp"
+snapshot_lunagate
+# private copies of every config input: editing bench/conf or the anchors during a run changes nothing
+cp -r "$BENCH_DIR/conf/lua" "$RUN/lua"
+cp "$BENCH_DIR/conf/lunagate_policies.yaml" "$BENCH_DIR/conf/nginx_lua_policy.conf" "$RUN/"
+if [ -d "$ANCHORS_DIR" ]; then
+  mkdir -p "$RUN/anchors/conf" "$RUN/anchors/lua"
+  cp "$ANCHORS_DIR"/conf/nginx_common.inc "$ANCHORS_DIR"/conf/nginx_native_policy.conf "$ANCHORS_DIR"/conf/nginx_lua_jwt.conf "$RUN/anchors/conf/" 2>/dev/null || true
+  cp "$ANCHORS_DIR"/lua/gw_jwt.lua "$RUN/anchors/lua/" 2>/dev/null || true
+fi
+# the consumers (lunagate) and the key map (the anchors' nginx native row), same keys
+{ for i in $(seq 1 1000); do printf '  - { id: consumer-%d, keys: [ key-%04d ] }\n' "$i" "$i"; done
+  echo '  - { id: consumer-limited, keys: [ key-limited ] }'
+  echo '  - { id: issuer-1 }'; } > "$RUN/consumers.yaml"
+{ for i in $(seq 1 1000); do printf 'key-%04d consumer-%d;\n' "$i" "$i"; done
+  echo "key-limited consumer-limited;"; } > "$RUN/apikeys.nginx.map"
+log "output -> $OUT"
+start_backend "$BACKEND_PORT"
+
+# ------------------------------------------------------------------ rows
+anchors_render() {  # anchors_render TEMPLATE NAME PORT OUT : the anchors' placeholders, as their lib.sh renders them
+  sed -e "s|@ROOT@|$RUN/anchors|g" -e "s|@RUN@|$RUN|g" -e "s|@NAME@|$2|g" -e "s|@PORT@|$3|g" \
+      -e "s|@BACKEND_PORT@|$BACKEND_PORT|g" -e "s|@REDIS_PORT@|0|g" -e "s|@MODDIR@|$MODDIR|g" \
+      -e "s|@JWT_SECRET@|$JWT_SECRET|g" -e 's/^master_process on;/master_process off;/' "$1" > "$4"
+  sed -e "s|@RUN@|$RUN|g" -e "s|@NAME@|$2|g" "$RUN/anchors/conf/nginx_common.inc" > "$RUN/nginx_common_$2.inc"
+  grep -q '^master_process off;' "$4" || die "$2: could not make $1 a single process"
+}
+row_cmd() {  # row_cmd ROW -> ROW_ARGS (array): the foreground command of ROW
+  local row=$1 cfg pol
+  PORT_R=${ROW_PORT[$row]}
+  case $row in
+    nginx_lua)
+      cfg="$RUN/nginx_lua_policy.rendered.conf"
+      render "$RUN/nginx_lua_policy.conf" "$cfg.tmp"
+      sed "s|{MODDIR}|$MODDIR|g" "$cfg.tmp" > "$cfg"; rm -f "$cfg.tmp"
+      ROW_ARGS=(nginx -p "$RUN/" -e "$RUN/$row.startup.log" -c "$cfg");;
+    nginx_native)
+      cfg="$RUN/nginx_native.conf"
+      anchors_render "$RUN/anchors/conf/nginx_native_policy.conf" "$row" "$PORT_R" "$cfg"
+      ROW_ARGS=(nginx -p "$RUN/" -e "$RUN/$row.startup.log" -c "$cfg");;
+    nginx_lua_jwt)
+      cfg="$RUN/nginx_lua_jwt.conf"
+      anchors_render "$RUN/anchors/conf/nginx_lua_jwt.conf" "$row" "$PORT_R" "$cfg"
+      ROW_ARGS=(nginx -p "$RUN/" -e "$RUN/$row.startup.log" -c "$cfg");;
+    plain|native|jwt)
+      cfg="$RUN/lunagate_$row.yaml"
+      case $row in plain) pol="[]";; native) pol=$POLICIES_NATIVE;; *) pol=$POLICIES_JWT;; esac
+      render "$RUN/lunagate_policies.yaml" "$cfg.tmp"
+      awk -v f="$RUN/consumers.yaml" -v pol="$pol" '
+        $0 == "{CONSUMERS}" { while ((getline l < f) > 0) print l; next }
+        { i = index($0, "{POLICIES}"); if (i) $0 = substr($0, 1, i-1) pol substr($0, i+10); print }' "$cfg.tmp" > "$cfg"
+      rm -f "$cfg.tmp"
+      "$LUNAGATE_BIN" check -c "$cfg" > "$RUN/check_$row.log" 2>&1 || { cat "$RUN/check_$row.log" >&2; die "$row: lunagate check rejected $cfg"; }
+      ROW_ARGS=("$LUNAGATE_BIN" run -c "$cfg");;
+    *) die "unknown row $row";;
+  esac
+}
+start_row() {  # start_row ROW [WRAPPER...] -> PIDS[ROW]
+  local row=$1; shift
+  row_cmd "$row"
+  start_bg "$row" "$GW_CPU" "$@" "${ROW_ARGS[@]}"
+  wait_port "${ROW_PORT[$row]}" 90 || { tail -20 "$RUN/$row.log" "$RUN/$row".*.log >&2 2>/dev/null; die "$row did not listen on ${ROW_PORT[$row]}"; }
+  local body
+  body=$(curl -s --max-time 30 "${HDRS[@]}" "http://127.0.0.1:${ROW_PORT[$row]}/")
+  [ "$body" = '{"ok":true}' ] || die "$row: GET / answered '$body'"
+}
+
+# ------------------------------------------------------------------ (0) functional checks
+CHECKS="$OUT/checks.txt"; : > "$CHECKS"
+code_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@"; }
+check_row() {  # check_row ROW : fails the run if the row does not implement what it should
+  local row=$1 port=${ROW_PORT[$1]} url code codes="" retry="" i
+  url="http://127.0.0.1:$port"
+  curl -s --max-time 5 "${HDRS[@]}" "$url/echo" > "$RUN/echo_$row.json" || die "$row: /echo failed"
+  python3 - "$RUN/echo_$row.json" "${ROW_CONSUMER[$row]}" "$row" "${ROW_CHECK[$row]}" >> "$CHECKS" <<'PY' || die "$row: functional check failed (see $CHECKS)"
+import json, sys
+path, want, row, kind = sys.argv[1:5]
+hdrs = {}
+for k, v in json.load(open(path))["headers"]:
+    hdrs.setdefault(k.lower(), []).append(v)
+cid, rm = hdrs.get("x-consumer-id"), hdrs.get("x-remove-me")
+if kind == "plain":
+    ok = cid is None and rm == ["x"]
+    print(f"{row}: upstream sees the request unchanged (X-Consumer-ID={cid} X-Remove-Me={rm}): {'ok' if ok else 'FAIL'}")
+    sys.exit(0 if ok else 1)
+ok = cid == [want] and rm is None
+cred = "apikey key-0042" if kind == "policy" else "Bearer token (iss issuer-1)"
+print(f"{row}: {cred} -> 200, upstream X-Consumer-ID={cid} X-Remove-Me={rm}: {'ok' if ok else 'FAIL'}")
+sys.exit(0 if ok else 1)
+PY
+  [ "${ROW_CHECK[$row]}" = plain ] && return 0
+  if [ "${ROW_CHECK[$row]}" = jwt ]; then
+    code=$(code_of -H "Authorization: Bearer $BAD_TOKEN" "$url/")
+    echo "$row: wrong signature -> $code" >> "$CHECKS"; [ "$code" = 401 ] || die "$row: wrong signature answered $code, not 401"
+    code=$(code_of -H "Authorization: Bearer $OLD_TOKEN" "$url/")
+    echo "$row: expired (exp 2001) -> $code" >> "$CHECKS"; [ "$code" = 401 ] || die "$row: expired token answered $code, not 401"
+    code=$(code_of -H "X-Remove-Me: x" "$url/")
+    echo "$row: no token -> $code" >> "$CHECKS"; [ "$code" = 401 ] || die "$row: missing token answered $code, not 401"
+    return 0
+  fi
+  code=$(code_of -H "apikey: key-9999" -H "X-Remove-Me: x" "$url/")
+  echo "$row: bad key -> $code" >> "$CHECKS"; [ "$code" = 401 ] || die "$row: bad key answered $code, not 401"
+  code=$(code_of -H "X-Remove-Me: x" "$url/")
+  echo "$row: no key -> $code" >> "$CHECKS"; [ "$code" = 401 ] || die "$row: missing key answered $code, not 401"
+  for i in 1 2 3; do
+    curl -s -D "$RUN/limited_$row.$i.h" -o /dev/null --max-time 5 -H "apikey: key-limited" -H "X-Remove-Me: x" "$url/" || true
+    code=$(awk 'NR==1{print $2}' "$RUN/limited_$row.$i.h")
+    codes="$codes${codes:+ }$code"
+    if [ "$code" = 429 ]; then retry=$(awk -F': *' 'tolower($1)=="retry-after"{gsub(/\r/,"",$2); print $2}' "$RUN/limited_$row.$i.h"); break; fi
+  done
+  echo "$row: key-limited x3 -> $codes (Retry-After: ${retry:-none})" >> "$CHECKS"
+  [[ " $codes " == *" 429 "* ]] || die "$row: key-limited got no 429 in 3 requests ($codes)"
+  [ "${ROW_RETRY[$row]}" = 0 ] || [ -n "$retry" ] || die "$row: the 429 has no Retry-After"
+}
+
+# ------------------------------------------------------------------ (c) wall clock (as run_scripts.sh)
+run_wrk() {  # run_wrk OUTFILE SECONDS PORT ; wrk's own CPU (user sys seconds) -> OUTFILE.cpu
+  /usr/bin/time -f "%U %S" -o "$1.cpu" taskset -c "$LOADGEN_CPU" \
+    wrk -t1 -c"$CONNS" -d"$2"s --latency --timeout 5s "${HDRS[@]}" "http://127.0.0.1:$3/" > "$1" 2>&1 || true
+}
+measure() {  # measure ROUND ROW TRY -> "rps p50_us p99_us errors gw_us_per_req gw_cpu_pct noise_pct"
+  local r=$1 row=$2 t=$3 f pid g0 g1 b0 b1 m0 m1 e0 e1 rps p50 p99 err tool
+  f="$OUT/raw/wall_r${r}_${row}_try$t.wrk"; pid=${PIDS[$row]}
+  [ "$WARMUP" -gt 0 ] && run_wrk "$f.warmup" "$WARMUP" "${ROW_PORT[$row]}"
+  g0=$(proc_ticks "$pid"); b0=$(proc_ticks "${PIDS[backend]}"); m0=$(busy_ticks); e0=$(date +%s.%N)
+  run_wrk "$f" "$DURATION" "${ROW_PORT[$row]}"
+  g1=$(proc_ticks "$pid"); b1=$(proc_ticks "${PIDS[backend]}"); m1=$(busy_ticks); e1=$(date +%s.%N)
+  rps=$(awk '/^Requests\/sec:/{print $2}' "$f"); rps=${rps:-0}
+  p50=$(awk '$1=="50%"{print $2}' "$f" | to_us); p99=$(awk '$1=="99%"{print $2}' "$f" | to_us)
+  err=$(awk '/Non-2xx/{n+=$NF} /Socket errors/{gsub(/,/,""); n+=$4+$6+$8+$10} END{print n+0}' "$f")
+  tool=$(awk '{print $1+$2}' "$f.cpu" 2>/dev/null || echo 0)
+  awk -v rps="$rps" -v p50="${p50:-NA}" -v p99="${p99:-NA}" -v err="$err" -v hz="$HZ" \
+      -v g="$((g1 - g0))" -v b="$((b1 - b0))" -v m="$((m1 - m0))" -v tool="$tool" -v e0="$e0" -v e1="$e1" 'BEGIN{
+    el=e1-e0; if (el<=0) el=1
+    noise=m/hz-g/hz-b/hz-tool; if (noise<0) noise=0
+    printf "%s %s %s %s %s %.1f %.1f\n", rps, p50, p99, err, (rps>0)?sprintf("%.2f", 1e6*g/hz/(rps*el)):"NA", 100*g/hz/el, 100*noise/el }'
+}
+wall() {
+  local r row t line best bestnoise noise waited
+  printf "round\trow\trps\tp50_us\tp99_us\terrors\tgw_us_per_req\tgw_cpu_pct\tnoise_pct\ttries\n" > "$OUT/wall.tsv"
+  for r in $(seq 1 "$ROUNDS"); do
+    for row in "${ROWS[@]}"; do
+      best=""; bestnoise=1e9
+      for t in $(seq 1 "$MAX_TRIES"); do
+        waited=$(wait_quiet)
+        [ "$waited" -gt 0 ] && log "round $r $row: waited ${waited}s for the machine to go quiet"
+        line=$(measure "$r" "$row" "$t"); noise=${line##* }
+        if awk -v a="$noise" -v b="$bestnoise" 'BEGIN{exit !(a<b)}'; then best=$line; bestnoise=$noise; fi
+        awk -v a="$noise" -v m="$NOISE_MAX" 'BEGIN{exit !(a<=m)}' && break
+        log "round $r $row: foreign CPU ${noise}% > ${NOISE_MAX}% (try $t/$MAX_TRIES)"
+      done
+      echo "$r $row $best $t" | tr ' ' '\t' >> "$OUT/wall.tsv"
+      log "wall round $r $(echo "$best" | awk -v n="$row" '{printf "%-9s %7.0f req/s  p50 %6sus  p99 %6sus  err %s  gw %s us/req (%s%% CPU)  noise %s%%", n, $1, $2, $3, $4, $5, $6, $7}')"
+    done
+  done
+}
+wcol() { awk -F'\t' -v n="$1" -v c="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next} $2==n && $k!="NA"{print $k}' "$OUT/wall.tsv"; }
+paired() {  # paired COL ROW_A ROW_B : median over rounds of A/B from the same round
+  awk -F'\t' -v c="$1" -v a="$2" -v b="$3" 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next}
+    $2==a{x[$1]=$k} $2==b{y[$1]=$k} END{for (r in x) if ((r in y) && y[r]+0>0 && x[r]!="NA") printf "%.4f\n", x[r]/y[r]}' "$OUT/wall.tsv" | median
+}
+
+# ------------------------------------------------------------------ (a) callgrind, (b) strace (as run_scripts.sh)
+batch() {  # batch OUTFILE N PORT -> number of 2xx answers
+  taskset -c "$LOADGEN_CPU" h2load --h1 -n "$2" -c "$CONNS" "${HDRS[@]}" "http://127.0.0.1:$3/" > "$1" 2>&1 || true
+  awk '/^status codes:/{print $3+0}' "$1"
+}
+callgrind_pass() {
+  local row=$1 port=${ROW_PORT[$1]} pid k ok ir before last
+  log "$row: starting under callgrind"
+  start_row "$row" valgrind --tool=callgrind --dump-instr=no --collect-jumps=no \
+    --callgrind-out-file="$RUN/cg.$row.%p"
+  pid=${PIDS[$row]}
+  ok=$(batch "$OUT/raw/$row.cg.warmup" 2000 "$port")
+  [ "${ok:-0}" -gt 0 ] || die "$row: warm-up under callgrind got no 2xx (see raw/$row.cg.warmup)"
+  for k in $(seq 1 "$BATCHES"); do
+    callgrind_control -z "$pid" >/dev/null 2>&1 || die "callgrind_control -z $pid failed"
+    before=$(ls "$RUN"/cg."$row".* 2>/dev/null | sort)
+    ok=$(batch "$OUT/raw/$row.cg.$k" "$REQS" "$port")
+    [ "${ok:-0}" -eq "$REQS" ] || log "$row batch $k: only ${ok:-0} of $REQS answers were 2xx"
+    callgrind_control --dump="batch$k" "$pid" >/dev/null 2>&1 || die "callgrind_control --dump $pid failed"
+    last=$(comm -13 <(echo "$before") <(ls "$RUN"/cg."$row".* | sort))
+    ir=$(echo "$last" | xargs -r awk '/^totals:/{s+=$2} END{print s+0}')
+    printf "%s\t%s\t%s\t%s\t%s\n" "$row" "$k" "${ok:-0}" "$ir" \
+      "$(awk -v i="$ir" -v r="${ok:-0}" 'BEGIN{ if (r>0 && i>0) printf "%.0f", i/r; else print "NA" }')" >> "$OUT/callgrind.tsv"
+    log "$row batch $k: $(tail -1 "$OUT/callgrind.tsv" | awk -F'\t' '{printf "%s x 2xx, %s Ir/req", $3, $5}')"
+  done
+  stop_proc "$row"
+  # keep the last dump (one file unless threads were separated) for callgrind_annotate
+  cp "$(echo "$last" | sed -n 1p)" "$OUT/raw/$row.callgrind"
+  echo "${ok:-0}" > "$OUT/raw/$row.callgrind.reqs"
+}
+strace_pass() {
+  local row=$1 port=${ROW_PORT[$1]} pid spid ok
+  start_row "$row"
+  pid=${PIDS[$row]}
+  batch "$OUT/raw/$row.st.warmup" 2000 "$port" >/dev/null
+  strace -f -c -q -o "$OUT/raw/$row.strace" -p "$pid" & spid=$!
+  PIDS[strace]=$spid
+  sleep 1
+  ok=$(batch "$OUT/raw/$row.st" "$REQS" "$port")
+  kill -INT "$spid"; wait "$spid" 2>/dev/null || true; unset "PIDS[strace]"
+  stop_proc "$row"
+  awk -v n="$row" -v r="${ok:-0}" '
+    $1 ~ /^[0-9.]+$/ && NF>=5 && $NF!="total" { c[$NF]=$4; tot+=$4 }
+    END { top=""
+          for (k=0; k<5; k++) { best=""; bv=-1; for (s in c) if (c[s]+0>bv) { bv=c[s]+0; best=s }
+            if (best=="") break
+            top=top sprintf("%s%s %.2f", (k?", ":""), best, bv/r); delete c[best] }
+          printf "%s\t%d\t%d\t%s\t%s\n", n, r, tot, (r>0)?sprintf("%.2f", tot/r):"NA", top }' \
+    "$OUT/raw/$row.strace" >> "$OUT/strace.tsv"
+  log "$row strace: $(tail -1 "$OUT/strace.tsv" | cut -f2-)"
+}
+
+# ------------------------------------------------------------------ callgrind_annotate helpers (as run_scripts.sh)
+annotate() { callgrind_annotate --inclusive=no --auto=no --threshold=100 "$1" 2>/dev/null | awk '
+  done { next }                 # read to the end: an early exit would SIGPIPE callgrind_annotate
+  /^-+$/ { if (inlist) done=1; if (hdr) inlist=1; next }
+  /^Ir +file:function/ { hdr=1; next }
+  inlist && match($0, /^ *[0-9,]+ \( *[0-9.]+%\) +/) {
+    ir=$1; gsub(/,/,"",ir); pct=$0; sub(/^ *[0-9,]+ \( */,"",pct); sub(/%.*/,"",pct)
+    fn=substr($0, RLENGTH+1)
+    if (pct+0 >= 99.5 || fn ~ /PROGRAM TOTALS/) next
+    gsub(/std::basic_string_view<char, std::char_traits<char> >/, "std::string_view", fn)
+    gsub(/std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >/, "std::string", fn)
+    gsub(/\[[^]]*\/run\/lunagate\]/, "[lunagate]", fn); gsub(/\[\/usr\/lib\/x86_64-linux-gnu\//, "[", fn)
+    if (length(fn) > 170) fn=substr(fn, 1, 167) "..."
+    print ir "\t" fn }'; }
+top_self() {  # top_self ROW N -> markdown rows: self Ir/req, share, function
+  local f="$OUT/raw/$1.callgrind" reqs
+  [ -f "$f" ] || return 0
+  reqs=$(cat "$OUT/raw/$1.callgrind.reqs")
+  annotate "$f" | awk -F'\t' -v r="$reqs" -v n="$2" '{t+=$1; ir[NR]=$1; fn[NR]=$2} END{
+    for (i=1; i<=NR && i<=n; i++) { g=fn[i]; gsub(/\|/,"\\|",g); printf "| %.0f | %.1f%% | `%s` |\n", ir[i]/r, 100*ir[i]/t, g } }'
+}
+delta_self() {  # delta_self ROW BASE N -> markdown rows: functions that cost more per request in ROW than in BASE
+  local a="$OUT/raw/$1.callgrind" b="$OUT/raw/$2.callgrind"
+  [ -f "$a" ] && [ -f "$b" ] || return 0
+  join -t $'\t' -a1 -a2 -e 0 -o 0,1.2,2.2 \
+    <(annotate "$a" | awk -F'\t' -v r="$(cat "$OUT/raw/$1.callgrind.reqs")" '{printf "%s\t%.1f\n", $2, $1/r}' | sort -t $'\t' -k1,1) \
+    <(annotate "$b" | awk -F'\t' -v r="$(cat "$OUT/raw/$2.callgrind.reqs")" '{printf "%s\t%.1f\n", $2, $1/r}' | sort -t $'\t' -k1,1) |
+    awk -F'\t' '{d=$2-$3; if (d>0) printf "%.1f\t%s\t%s\t%s\n", d, $2, $3, $1}' | sort -t $'\t' -k1,1 -g -r | awk -v n="$3" 'NR<=n' |
+    awk -F'\t' '{g=$4; gsub(/\|/,"\\|",g); printf "| +%.0f | %.0f | %.0f | `%s` |\n", $1, $2, $3, g}'
+}
+
+# ------------------------------------------------------------------ run
+log "functional checks"
+for row in "${ROWS[@]}"; do start_row "$row"; check_row "$row"; done
+cat "$CHECKS" >&2
+# every row stays up for all rounds (the key-limited bucket is not touched by the load)
+[ $DO_WALL = 1 ] && wall
+for row in "${ROWS[@]}"; do stop_proc "$row"; done
+
+printf "row\tbatch\treqs_2xx\tIr\tIr_per_req\n" > "$OUT/callgrind.tsv"
+printf "row\treqs_2xx\tsyscalls\tsyscalls_per_req\ttop_per_req\n" > "$OUT/strace.tsv"
+for row in "${ROWS[@]}"; do
+  [ $DO_CG = 1 ] && callgrind_pass "$row"
+  [ $DO_ST = 1 ] && strace_pass "$row"
+done
+
+# ------------------------------------------------------------------ report
+cg_med() { awk -F'\t' -v n="$1" 'NR>1 && $1==n && $5!="NA"{print $5}' "$OUT/callgrind.tsv" | median; }
+cg_spread() { awk -F'\t' -v n="$1" 'NR>1 && $1==n && $5!="NA"{print $5}' "$OUT/callgrind.tsv" | sort -g | awk '
+  {a[NR]=$1} END{ if (!NR) {print "NA"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f%%", 100*(a[NR]-a[1])/m }'; }
+sc_per() { local v; v=$(awk -F'\t' -v n="$1" 'NR>1 && $1==n{print $4}' "$OUT/strace.tsv"); echo "${v:-NA}"; }
+sc_top() { awk -F'\t' -v n="$1" 'NR>1 && $1==n{print $5}' "$OUT/strace.tsv"; }
+ALL_ROWS=(plain native nginx_native nginx_lua jwt nginx_lua_jwt)
+declare -A IR RPS P50 P99 US GWP
+for row in "${ALL_ROWS[@]}"; do IR[$row]=NA; RPS[$row]=NA; P50[$row]=NA; P99[$row]=NA; US[$row]=NA; GWP[$row]=NA; done
+for row in "${ROWS[@]}"; do
+  IR[$row]=$(cg_med "$row")
+  if [ $DO_WALL = 1 ]; then
+    RPS[$row]=$(wcol "$row" rps | median); P50[$row]=$(wcol "$row" p50_us | median)
+    P99[$row]=$(wcol "$row" p99_us | median); US[$row]=$(wcol "$row" gw_us_per_req | median); GWP[$row]=$(wcol "$row" gw_cpu_pct | median)
+  fi
+done
+ir_diff() { fmt_int "$(awk -v a="${IR[$1]}" -v b="${IR[$2]}" 'BEGIN{ if (a=="NA" || b=="NA") print "NA"; else print a-b }')"; }
+has_row() { [[ " ${ROWS[*]} " == *" $1 "* ]]; }
+pr() { if has_row "$2" && has_row "$3" && [ $DO_WALL = 1 ]; then paired "$1" "$2" "$3"; else echo NA; fi; }
+noisy_runs() { [ $DO_WALL = 1 ] || { echo "not measured"; return; }
+  awk -F'\t' -v m="$NOISE_MAX" 'NR>1 && $9>m{printf "%s%s r%s (%s%%)", (k++?", ":""), $2, $1, $9} END{if(!k) printf "none"}' "$OUT/wall.tsv"; }
+{
+  echo "Every request: \`GET /\` with \`apikey: key-0042\`, \`X-Remove-Me: x\` and \`Authorization: Bearer <the anchors' HS256 token, 149 bytes>\` (all rows alike), answered 200 \`{\"ok\":true}\` by build/lg-backend. Instructions: callgrind, h2load --h1 -n $REQS -c $CONNS, median of $BATCHES batches (after a 2,000-request warm-up). Syscalls: strace -f -c, one batch. Wall clock: wrk -t1 -c$CONNS -d${DURATION}s --latency, $ROUNDS rounds alternating the rows, median; before each run the script waits (up to ${QUIET_WAIT:-60} s) for the machine to go quiet and retries (up to $MAX_TRIES tries) a run during which other processes used more than ${NOISE_MAX}% of a CPU."
+  echo
+  echo "lunagate's rows (bench/conf/lunagate_policies.yaml, 1,002 consumers generated into the run's config):"
+  echo
+  echo "- native: \`policies: $POLICIES_NATIVE\`"
+  echo "- jwt: \`policies: $(echo "$POLICIES_JWT" | sed "s|$JWT_SECRET|{JWT_SECRET}|")\` (the token has no kid: the one HS256 key is used; no iat, so no max_lifetime)"
+  echo "- notes: key-auth's \`hide_credentials\` defaults to true, so lunagate's native row also drops \`apikey\` upstream (the nginx rows forward it); rate-limit adds \`RateLimit-Limit/-Remaining/-Reset\` to every response (nginx native adds none); lunagate also adds X-Request-ID, traceparent and X-Forwarded-* as in every lunagate row. lunagate's jwt row names the consumer by the claim's value (\`consumer_claim: iss\` → X-Consumer-ID \`issuer-1\`, the consumer with that id attached); the anchors' Lua looks \`iss\` up in a credential table naming \`consumer-1\`."
+  [ ${#SKIPPED[@]} -gt 0 ] && { echo; echo "Skipped rows: $(printf '%s; ' "${SKIPPED[@]}" | sed 's/; $//') (compared against the anchors' published figures instead)."; }
+  echo
+  echo "Functional checks (before any load):"
+  echo
+  sed 's/^/- /' "$CHECKS"
+  echo
+  echo "| row | instructions/req | spread | syscalls/req | req/s | p50 | p99 | gateway CPU µs/req | gateway CPU % | req/s per round |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  for row in "${ROWS[@]}"; do
+    printf "| %s | %s | %s | %s | %s | %s µs | %s µs | %s | %s | %s |\n" "${ROW_LABEL[$row]}" "$(fmt_int "${IR[$row]}")" \
+      "$(cg_spread "$row")" "$(sc_per "$row")" "$(fmt_int "${RPS[$row]}")" "$(fmt_int "${P50[$row]}")" "$(fmt_int "${P99[$row]}")" \
+      "${US[$row]}" "${GWP[$row]}" "$([ $DO_WALL = 1 ] && wcol "$row" rps | awk '{printf "%s%.0f", (NR>1)?", ":"", $1}')"
+  done
+  echo
+  echo "Shared anchors' figures (../shared/anchors/README.md, their harness and backend): nginx native policy $(fmt_int $ANCHOR_NGINX_NATIVE_IR), nginx+LuaJIT policy $(fmt_int $ANCHOR_NGINX_LUA_IR), nginx+LuaJIT JWT HS256 $(fmt_int $ANCHOR_NGINX_LUA_JWT_IR), HAProxy native JWT $(fmt_int $ANCHOR_HAPROXY_JWT_IR) instructions/req."
+  echo
+  echo "Top syscalls per request: $(for row in "${ROWS[@]}"; do printf '%s: %s; ' "$row" "$(sc_top "$row")"; done | sed 's/; $//')."
+  echo
+  echo "Ratios (medians; paired = median over rounds of the ratio within one round):"
+  echo
+  echo "- native / plain: instructions $(ratio "${IR[native]}" "${IR[plain]}") (+$(ir_diff native plain) per request), throughput $(ratio "${RPS[native]}" "${RPS[plain]}") (paired $(pr rps native plain)), gateway CPU/req $(ratio "${US[native]}" "${US[plain]}"); jwt / plain: instructions $(ratio "${IR[jwt]}" "${IR[plain]}") (+$(ir_diff jwt plain) per request)"
+  echo "- native / nginx+Lua policy: instructions $(ratio "${IR[native]}" "${IR[nginx_lua]}"), syscalls $(ratio "$(sc_per native)" "$(sc_per nginx_lua)"), throughput **$(ratio "${RPS[native]}" "${RPS[nginx_lua]}")** (paired $(pr rps native nginx_lua)), p50 $(ratio "${P50[native]}" "${P50[nginx_lua]}"), p99 **$(ratio "${P99[native]}" "${P99[nginx_lua]}")** (paired $(pr p99_us native nginx_lua)), gateway CPU/req $(ratio "${US[native]}" "${US[nginx_lua]}")"
+  echo "- native / nginx native policy: instructions $(ratio "${IR[native]}" "${IR[nginx_native]}"), syscalls $(ratio "$(sc_per native)" "$(sc_per nginx_native)"), throughput $(ratio "${RPS[native]}" "${RPS[nginx_native]}") (paired $(pr rps native nginx_native)), p99 $(ratio "${P99[native]}" "${P99[nginx_native]}"), gateway CPU/req $(ratio "${US[native]}" "${US[nginx_native]}")"
+  echo "- jwt / nginx+LuaJIT JWT: instructions $(ratio "${IR[jwt]}" "${IR[nginx_lua_jwt]}"), syscalls $(ratio "$(sc_per jwt)" "$(sc_per nginx_lua_jwt)"), throughput $(ratio "${RPS[jwt]}" "${RPS[nginx_lua_jwt]}") (paired $(pr rps jwt nginx_lua_jwt)), p99 $(ratio "${P99[jwt]}" "${P99[nginx_lua_jwt]}"), gateway CPU/req $(ratio "${US[jwt]}" "${US[nginx_lua_jwt]}")"
+  echo
+  echo "Goals (issue 4 point 9):"
+  echo
+  awk -v i="${IR[native]}" -v g="$GOAL_NATIVE_IR" -v a="$ANCHOR_NGINX_NATIVE_IR" -v n="${IR[nginx_native]}" 'BEGIN{
+    if (i=="NA") { print "- native policy <= " g " instructions/req: not measured"; exit }
+    printf "- native policy <= %s instructions/req: %s (%s; %s; nginx native here: %s, shared anchors: %s)\n", g, (i+0<=g)?"**met**":"**not met**",
+      i, (i+0<=g)?sprintf("%.0f under", g-i):sprintf("%.0f over, %+.1f%%", i-g, 100*(i/g-1)), n, a }'
+  awk -v a="${RPS[native]}" -v b="${RPS[nginx_lua]}" -v x="$GOAL_NATIVE_RPS_X" -v pa="${P99[native]}" -v pb="${P99[nginx_lua]}" -v pr="$(pr rps native nginx_lua)" -v pp="$(pr p99_us native nginx_lua)" 'BEGIN{
+    if (a=="NA"||b=="NA") { print "- native throughput and p99 vs nginx+Lua: not measured"; exit }
+    r=a/b; printf "- native >= %sx nginx+Lua throughput: %s (%.3fx of medians, paired %s%s)\n", x, (r>=x)?"**met**":"**not met**", r, pr, (r>=x)?"":sprintf("; %.1f%% short of %sx", 100*(1-r/x), x)
+    q=pa/pb; printf "- native p99 no worse than nginx+Lua: %s (%s µs vs %s µs, %.3fx, paired %s)\n", (q<=1)?"**met**":"**not met**", pa, pb, q, pp }'
+  awk -v i="${IR[jwt]}" -v g="$GOAL_JWT_IR" -v n="${IR[nginx_lua_jwt]}" -v a="$ANCHOR_NGINX_LUA_JWT_IR" -v h="$ANCHOR_HAPROXY_JWT_IR" 'BEGIN{
+    if (i=="NA") { print "- JWT HS256 <= " g " instructions/req: not measured"; exit }
+    printf "- JWT HS256 <= %s instructions/req: %s (%s; %s; nginx+LuaJIT here: %s, shared anchors: nginx+LuaJIT %s, HAProxy %s)\n", g, (i+0<=g)?"**met**":"**not met**",
+      i, (i+0<=g)?sprintf("%.0f under", g-i):sprintf("%.0f over, %+.1f%%", i-g, 100*(i/g-1)), n, a, h }'
+  for row in "${ROWS[@]}"; do
+    [ -f "$OUT/raw/$row.callgrind" ] || continue
+    case $row in native|jwt) n=25;; plain) continue;; *) n=12;; esac
+    echo
+    echo "Where the $row row's instructions go (\`callgrind_annotate --inclusive=no\`, last batch, self Ir per request, top $n):"
+    echo
+    echo "| Ir/req | share | function |"
+    echo "|---:|---:|---|"
+    top_self "$row" "$n"
+  done
+  for row in native jwt; do
+    [ -f "$OUT/raw/$row.callgrind" ] && [ -f "$OUT/raw/plain.callgrind" ] || continue
+    echo
+    echo "What the $row row adds over lunagate with no policy (self Ir per request, $row − plain, top 20; $(ir_diff "$row" plain) in all):"
+    echo
+    echo "| added Ir/req | $row | plain | function |"
+    echo "|---:|---:|---:|---|"
+    delta_self "$row" plain 20
+  done
+  echo
+  echo "Per batch (Ir/req): $(awk -F'\t' 'NR>1{printf "%s%s #%s %s", (NR>2)?"; ":"", $1, $2, $5}' "$OUT/callgrind.tsv")."
+  [ $DO_WALL = 1 ] && echo "Wall-clock errors (non-2xx + socket errors) over all runs: $(awk -F'\t' 'NR>1{n+=$6} END{print n+0}' "$OUT/wall.tsv"); retries for noise: $(awk -F'\t' 'NR>1{n+=$10-1} END{print n+0}' "$OUT/wall.tsv"); kept runs with foreign CPU over ${NOISE_MAX}%: $(noisy_runs); median foreign CPU over kept runs: $(awk -F'\t' 'NR>1{print $9}' "$OUT/wall.tsv" | median)%."
+  [ $DO_WALL = 1 ] && echo "Reading the wall clock: the machine's CPU is shared with other work (C++ builds during this run: see the retries above), and CPU $LOADGEN_CPU (wrk + backend) is saturated in every row while the gateway's CPU is not always (gateway CPU % column), so req/s and p99 are a two-sided race that swings ±15 % between rounds; the gateway CPU µs/req ratio is the steadier throughput proxy. Instructions and syscalls per request are unaffected by the noise."
+  echo "\`valgrind --version\`: $(valgrind --version), $(strace -V | sed -n 1p), h2load $(h2load --version | awk '{print $2}'), $(dpkg-query -W -f '${Package} ${Version}' libnginx-mod-http-lua 2>/dev/null), $(dpkg-query -W -f '${Package} ${Version}' libluajit2-5.1-2 2>/dev/null || true), $(dpkg-query -W -f '${Package} ${Version}' lua-cjson 2>/dev/null || true)."
+} > "$OUT/policies.md"
+{
+  echo "## Native policies next to nginx (bench/run_policies.sh)"
+  echo
+  machine_facts
+  echo "- raw outputs: bench/out/policies-$TS/ (not in git): callgrind.tsv, strace.tsv, wall.tsv, checks.txt, raw/<row>.callgrind (last dump; \`callgrind_annotate --inclusive=no\` it)"
+  echo
+  cat "$OUT/policies.md"
+} > "$OUT/summary.md"
+cat "$OUT/summary.md"
+if [ "${NO_RESULTS:-0}" != 1 ]; then
+  results_update policies "$OUT/summary.md"
+  log "refreshed the policies section of bench/RESULTS.md"
+fi
+log "done: $OUT"
