@@ -49,9 +49,14 @@ class ConsumerTable {
   std::size_t size() const { return consumers_.size(); }
 
  private:
+  struct Hash {  // string_view lookups without building a std::string
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Index = std::unordered_map<std::string, std::uint32_t, Hash, std::equal_to<>>;
   std::vector<Consumer> consumers_;
-  std::unordered_map<std::string, std::uint32_t> by_digest_;  // 32-byte digest -> index
-  std::unordered_map<std::string, std::uint32_t> by_id_;
+  Index by_digest_;  // 32-byte digest -> index
+  Index by_id_;
 };
 
 // One request as the policies see it, and what they decided.
