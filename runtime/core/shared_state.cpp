@@ -87,37 +87,4 @@ std::size_t SharedDict::size() {
   return n;
 }
 
-TokenBuckets::TokenBuckets(std::size_t max_buckets, unsigned shards)
-    : shards_(shards), max_per_shard_(std::max<std::size_t>(1, max_buckets / shards)) {}
-
-TokenBuckets::Result TokenBuckets::take(std::string_view key, double rate, double capacity, double cost,
-                                        std::int64_t now_ms) {
-  Shard& s = shards_[shard_index(key, shards_.size())];
-  std::lock_guard<std::mutex> lock(s.mu);
-  auto it = s.map.find(std::string(key));
-  if (it == s.map.end()) {
-    if (s.map.size() >= max_per_shard_) {
-      // Full: forget buckets that have refilled completely (they hold no information).
-      std::erase_if(s.map, [&](const auto& kv) {
-        return kv.second.tokens + (now_ms - kv.second.updated_ms) / 1000.0 * rate >= capacity;
-      });
-    }
-    it = s.map.emplace(std::string(key), Bucket{capacity, now_ms}).first;
-  }
-  Bucket& b = it->second;
-  if (now_ms > b.updated_ms) {
-    b.tokens = std::min(capacity, b.tokens + (now_ms - b.updated_ms) / 1000.0 * rate);
-    b.updated_ms = now_ms;
-  }
-  Result r;
-  if (b.tokens >= cost) {
-    b.tokens -= cost;
-    r.allowed = true;
-  } else {
-    r.retry_after_s = rate > 0 ? (cost - b.tokens) / rate : 1e9;
-  }
-  r.remaining = std::floor(b.tokens);
-  return r;
-}
-
 }  // namespace lg

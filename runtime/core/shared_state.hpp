@@ -46,34 +46,9 @@ class SharedDict {
   std::size_t max_per_shard_;
 };
 
-class TokenBuckets {
- public:
-  struct Result {
-    bool allowed = false;
-    double remaining = 0;       // tokens left after this take
-    double retry_after_s = 0;   // when refused: until enough tokens are back
-  };
-  explicit TokenBuckets(std::size_t max_buckets = 200000, unsigned shards = 64);
-  // rate: tokens per second; capacity: the bucket's size (burst). A new bucket starts full.
-  Result take(std::string_view key, double rate, double capacity, double cost, std::int64_t now_ms);
-
- private:
-  struct Bucket {
-    double tokens = 0;
-    std::int64_t updated_ms = 0;
-  };
-  struct Shard {
-    std::mutex mu;
-    std::unordered_map<std::string, Bucket> map;
-  };
-  std::vector<Shard> shards_;
-  std::size_t max_per_shard_;
-};
-
 struct SharedState {
   SharedDict dict;
-  TokenBuckets buckets;
-  RateLimiter limits;  // the rate-limit policy's counters
+  RateLimiter limits;  // the rate-limit policy's counters, and gw.ratelimit's
 };
 
 }  // namespace lg

@@ -7,6 +7,7 @@ extern "C" {
 #include <lua.h>
 }
 
+#include <chrono>
 #include <cmath>
 
 #include "core/clock.hpp"
@@ -109,8 +110,11 @@ double spec_number(lua_State* L, const char* field, double fallback, const char*
   return v;
 }
 
-// gw.ratelimit.take(key, { limit = n, per = seconds, burst = b, cost = 1 })
+// gw.ratelimit.take(key, { limit = n, per = seconds, burst = b, cost = 1,
+//                          algorithm = "token_bucket" | "sliding_window" })
 //   -> allowed, remaining, retry_after (seconds)
+// The same process-wide counters as the rate-limit policy (core/rate_limit.hpp); a script's
+// keys live in their own namespace ("lua|<key>").
 int ratelimit_take(lua_State* L) {
   const char* fn = "gw.ratelimit.take";
   SharedState& s = shared(L, fn);
@@ -118,14 +122,31 @@ int ratelimit_take(lua_State* L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   const double limit = spec_number(L, "limit", -1, fn);
   const double per = spec_number(L, "per", 1, fn);
-  if (!(limit > 0) || !(per > 0)) luaL_error(L, "%s: spec.limit and spec.per must be > 0", fn);
+  if (!(limit > 0) || !(per >= 0.001) || per > 31'536'000) luaL_error(L, "%s: spec.limit must be > 0 and spec.per in 0.001..31536000 seconds", fn);
   const double burst = spec_number(L, "burst", limit, fn);
   const double cost = spec_number(L, "cost", 1, fn);
   if (!(burst >= 1) || !(cost > 0)) luaL_error(L, "%s: spec.burst must be >= 1 and spec.cost > 0", fn);
-  const TokenBuckets::Result r = s.buckets.take(key, limit / per, burst, cost, monotonic_ms());
+  RateLimitSpec spec;
+  spec.algorithm = RateLimitSpec::Algorithm::token_bucket;
+  lua_getfield(L, 2, "algorithm");
+  if (!lua_isnil(L, -1)) {
+    const char* a = lua_isstring(L, -1) ? lua_tostring(L, -1) : "";
+    if (std::string_view(a) == "sliding_window") spec.algorithm = RateLimitSpec::Algorithm::sliding_window;
+    else if (std::string_view(a) != "token_bucket") luaL_error(L, "%s: spec.algorithm must be \"token_bucket\" or \"sliding_window\"", fn);
+  }
+  lua_pop(L, 1);
+  thread_local std::string full;
+  full.assign("lua|").append(key);
+  spec.key = full;
+  spec.limit = limit;
+  spec.window_ms = static_cast<std::int64_t>(per * 1000);
+  spec.burst = burst;
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
+  const RateResult r = s.limits.take(spec, cost, now);
   lua_pushboolean(L, r.allowed);
   lua_pushnumber(L, r.remaining);
-  lua_pushnumber(L, std::ceil(r.retry_after_s * 1000) / 1000);
+  lua_pushnumber(L, r.allowed ? 0 : std::ceil(static_cast<double>(r.retry_after_ms)) / 1000);
   return 3;
 }
 

@@ -45,6 +45,18 @@ return {
 }
 """
 
+WINDOW = """
+return {
+  access = function(conf)
+    local ok, remaining, retry = gw.ratelimit.take("w", { limit = 2, per = 60, algorithm = "sliding_window" })
+    if not ok then return gw.response.exit(429, { retry = retry }) end
+    local bad = pcall(gw.ratelimit.take, "w", { limit = 2, per = 60, algorithm = "leaky" })
+    if bad then error("unknown algorithm accepted") end
+    return gw.response.exit(200, { remaining = remaining })
+  end,
+}
+"""
+
 CONFIG = lgtest.CONFIG_HEAD.replace("workers: 1", "workers: 2") + """
 scripts: { dir: scripts, watch: false }
 upstreams:
@@ -52,13 +64,15 @@ upstreams:
 routes:
   - { name: counted, match: { path: /counted }, upstream: app, scripts: [ counter ] }
   - { name: misuse, match: { path: /misuse }, upstream: app, scripts: [ misuse ] }
+  - { name: window, match: { path: /window }, upstream: app, scripts: [ window ] }
 """
 
 
 class SharedStateTest(unittest.TestCase):
     def test_counter_and_limit_span_workers(self):
         with lgtest.Backend("app") as be, lgtest.Gateway(
-                CONFIG, extra_files={"scripts/counter.lua": SCRIPT, "scripts/misuse.lua": MISUSE},
+                CONFIG, extra_files={"scripts/counter.lua": SCRIPT, "scripts/misuse.lua": MISUSE,
+                                     "scripts/window.lua": WINDOW},
                 values={"BACKEND_PORT": be.port}) as gw:
             statuses, hits = [], []
             for i in range(12):  # a new connection each: the kernel spreads them over both workers
@@ -75,6 +89,10 @@ class SharedStateTest(unittest.TestCase):
             self.assertEqual(hits, [1, 2, 3, 4, 5], "one counter for the whole process, incremented atomically")
             st, _, body = lgtest.http(gw.port, "GET", "/misuse")
             self.assertEqual((st, body), (200, b"checked"))
+            got = [lgtest.http(gw.port, "GET", "/window") for _ in range(3)]
+            self.assertEqual([g[0] for g in got], [200, 200, 429])
+            self.assertEqual(__import__("json").loads(got[0][2]), {"remaining": 1})
+            self.assertGreater(__import__("json").loads(got[2][2])["retry"], 0)
 
 
 if __name__ == "__main__":

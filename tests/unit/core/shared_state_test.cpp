@@ -7,7 +7,6 @@
 #include "core/shared_state.hpp"
 
 using lg::SharedDict;
-using lg::TokenBuckets;
 
 TEST_CASE("SharedDict: set, get, ttl expiry, delete", "[shared]") {
   SharedDict d;
@@ -68,36 +67,4 @@ TEST_CASE("SharedDict: concurrent increments from several threads are exact", "[
   CHECK(v.number == 40000);
 }
 
-TEST_CASE("TokenBuckets: starts full, refills at the rate, reports retry-after", "[shared]") {
-  TokenBuckets b;
-  // 2 tokens per second, burst 3
-  for (int i = 0; i < 3; ++i) {
-    auto r = b.take("k", 2, 3, 1, 0);
-    CHECK(r.allowed);
-    CHECK(r.remaining == 2 - i);
-  }
-  auto r = b.take("k", 2, 3, 1, 0);
-  CHECK_FALSE(r.allowed);
-  CHECK(r.retry_after_s == Approx(0.5));
-  CHECK_FALSE(b.take("k", 2, 3, 1, 400).allowed);  // 0.8 tokens after 400 ms
-  CHECK(b.take("k", 2, 3, 1, 500).allowed);        // 1.0 after 500 ms
-  CHECK(b.take("other", 2, 3, 1, 500).allowed);    // keys are independent
-  auto big = b.take("k", 2, 3, 1, 100'000);         // a long pause refills only up to the burst
-  CHECK(big.allowed);
-  CHECK(big.remaining == 2);
-}
-
-TEST_CASE("TokenBuckets: cost larger than one and exact totals across threads", "[shared]") {
-  TokenBuckets b;
-  CHECK(b.take("c", 1, 10, 4, 0).allowed);
-  CHECK(b.take("c", 1, 10, 4, 0).allowed);
-  CHECK_FALSE(b.take("c", 1, 10, 4, 0).allowed);
-  std::atomic<int> allowed{0};
-  std::vector<std::thread> ts;
-  for (int t = 0; t < 4; ++t)
-    ts.emplace_back([&] {
-      for (int i = 0; i < 1000; ++i) allowed += b.take("shared", 0.0001, 100, 1, 0).allowed;
-    });
-  for (auto& t : ts) t.join();
-  CHECK(allowed.load() == 100);
-}
+// Token buckets (gw.ratelimit and the rate-limit policy) are tested in rate_limit_test.cpp.
