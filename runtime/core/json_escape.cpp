@@ -1,5 +1,7 @@
 #include "core/json_escape.hpp"
 
+#include "core/utf8.hpp"
+
 #include <array>
 #include <cstdint>
 
@@ -16,27 +18,8 @@ constexpr std::array<std::uint8_t, 256> make_classes() {
 }
 constexpr auto kClass = make_classes();
 
-// Length of the well-formed UTF-8 sequence starting at s[i] (lead byte >= 0x80), or 0 when it
-// is not one (stray continuation byte, overlong form, surrogate, > U+10FFFF, truncated).
 std::size_t utf8_len(std::string_view s, std::size_t i) {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const auto cont = [&](std::size_t k) { return (b(k) & 0xC0) == 0x80; };
-  const std::size_t left = s.size() - i;
-  const unsigned char c = b(0);
-  if (c >= 0xC2 && c <= 0xDF) return left >= 2 && cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (left < 3 || !cont(1) || !cont(2)) return 0;
-    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
-    if (c == 0xED && b(1) > 0x9F) return 0;  // UTF-16 surrogates
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (left < 4 || !cont(1) || !cont(2) || !cont(3)) return 0;
-    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
-    if (c == 0xF4 && b(1) > 0x8F) return 0;  // > U+10FFFF
-    return 4;
-  }
-  return 0;  // 0x80-0xC1 (continuation or overlong lead), 0xF5-0xFF
+  return utf8::sequence_length(reinterpret_cast<const unsigned char*>(s.data() + i), s.size() - i);
 }
 
 void append_u00(std::string& out, unsigned char c) {

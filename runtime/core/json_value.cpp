@@ -1,5 +1,7 @@
 #include "core/json_value.hpp"
 
+#include "core/utf8.hpp"
+
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -18,48 +20,6 @@ std::string_view error_text(Error e) {
 
 namespace {
 
-// Length of the UTF-8 sequence starting at p (lead byte >= 0x80), or 0 if it is not valid
-// RFC 3629 UTF-8 (overlong forms, surrogates and code points above U+10FFFF are invalid).
-std::size_t utf8_sequence(const unsigned char* p, const unsigned char* end) {
-  const unsigned c = p[0];
-  unsigned lo = 0x80, hi = 0xBF;
-  std::size_t n;
-  if (c >= 0xC2 && c <= 0xDF) n = 2;
-  else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (static_cast<std::size_t>(end - p) < n) return 0;
-  if (p[1] < lo || p[1] > hi) return 0;
-  for (std::size_t k = 2; k < n; ++k)
-    if ((p[k] & 0xC0) != 0x80) return 0;
-  return n;
-}
-
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 int hex_digit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -168,8 +128,8 @@ struct Parser {
       if (c == '"') break;
       if (c < 0x20) return fail(Error::bad_string);
       if (c >= 0x80) {
-        const std::size_t n = utf8_sequence(reinterpret_cast<const unsigned char*>(p),
-                                            reinterpret_cast<const unsigned char*>(end));
+        const std::size_t n =
+            utf8::sequence_length(reinterpret_cast<const unsigned char*>(p), static_cast<std::size_t>(end - p));
         if (n == 0) return fail(Error::bad_string);
         if (scratch) d.strings_.append(p, n);
         p += n;
@@ -204,7 +164,7 @@ struct Parser {
             if (!hex4(lo) || lo < 0xDC00 || lo > 0xDFFF) return fail(Error::bad_string);
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
           }
-          append_utf8(d.strings_, cp);
+          utf8::append(d.strings_, cp);
           break;
         }
         default: --p; return fail(Error::bad_string);

@@ -16,6 +16,7 @@ extern "C" {
 
 #include "core/json_escape.hpp"
 #include "lua/lib_bindings.hpp"
+#include "core/utf8.hpp"
 
 namespace lg::lua::detail {
 namespace {
@@ -128,41 +129,6 @@ struct Encoder {
 
 // ---- decode -------------------------------------------------------------------------------
 
-// Length of the well-formed UTF-8 sequence at s[i] (lead byte >= 0x80), 0 if it is not one.
-std::size_t utf8_len(const unsigned char* s, std::size_t left) {
-  const auto cont = [&](std::size_t k) { return (s[k] & 0xC0) == 0x80; };
-  const unsigned char c = s[0];
-  if (c >= 0xC2 && c <= 0xDF) return left >= 2 && cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (left < 3 || !cont(1) || !cont(2)) return 0;
-    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F)) return 0;  // overlong, surrogate
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (left < 4 || !cont(1) || !cont(2) || !cont(3)) return 0;
-    if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F)) return 0;  // overlong, > U+10FFFF
-    return 4;
-  }
-  return 0;
-}
-
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -280,7 +246,7 @@ struct Decoder {
         if (c == '"' || c == '\\' || c < 0x20) break;
         if (c < 0x80) {
           ++i;
-        } else if (const std::size_t len = utf8_len(reinterpret_cast<const unsigned char*>(p + i), n - i)) {
+        } else if (const std::size_t len = utf8::sequence_length(reinterpret_cast<const unsigned char*>(p + i), n - i)) {
           i += len;
         } else {
           return fail("invalid UTF-8 in string");
@@ -313,7 +279,7 @@ struct Decoder {
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             i += 6;
           }
-          append_utf8(buf, static_cast<std::uint32_t>(cp));
+          utf8::append(buf, static_cast<std::uint32_t>(cp));
           break;
         }
         default: return fail("invalid escape");
