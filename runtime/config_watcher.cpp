@@ -8,7 +8,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <vector>
 
 namespace lg {
@@ -25,7 +28,9 @@ struct ConfigWatcher::Impl {
   std::vector<int> watches;
   std::string config_name;  // the config file's name within its folder
   int config_dir_wd = -1;
+  int scripts_wd = -1;
   bool scripts_in_config_dir = false;
+  std::map<int, std::set<std::string>> files;  // watch (a folder) -> names in it that count
   alignas(inotify_event) char buf[16 * 1024];
 
   Impl(asio::io_context& i, std::function<void()> cb, int ms) : io(i), on_change(std::move(cb)), debounce_ms(ms), timer(i) {}
@@ -40,7 +45,8 @@ struct ConfigWatcher::Impl {
         // In the config's folder only the config file counts; in the scripts folder, *.lua.
         const bool lua = name.size() > 4 && name.compare(name.size() - 4, 4, ".lua") == 0;
         if (ev->wd == config_dir_wd) relevant |= name == config_name || (scripts_in_config_dir && lua);
-        else relevant |= lua;
+        else if (ev->wd == scripts_wd) relevant |= lua;
+        if (auto f = files.find(ev->wd); f != files.end()) relevant |= f->second.count(name) > 0;
         off += sizeof(inotify_event) + ev->len;
       }
       if (relevant) arm();
@@ -61,7 +67,8 @@ ConfigWatcher::ConfigWatcher(asio::io_context& io, std::function<void()> on_chan
 
 ConfigWatcher::~ConfigWatcher() { stop(); }
 
-bool ConfigWatcher::watch(const std::string& config_path, const std::string& scripts_dir, std::string& err) {
+bool ConfigWatcher::watch(const std::string& config_path, const std::string& scripts_dir, std::string& err,
+                          const std::vector<std::string>& files) {
   Impl& i = *impl_;
   if (i.fd < 0) {
     i.fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -74,6 +81,8 @@ bool ConfigWatcher::watch(const std::string& config_path, const std::string& scr
   }
   for (int wd : i.watches) ::inotify_rm_watch(i.fd, wd);
   i.watches.clear();
+  i.files.clear();
+  i.scripts_wd = -1;
   // Editors save by rename as often as by rewrite: watch the folders, not the files.
   const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE;
   const std::filesystem::path cfg(config_path);
@@ -93,7 +102,19 @@ bool ConfigWatcher::watch(const std::string& config_path, const std::string& scr
     }
     // The same folder as the config: one watch serves both (inotify returns the same wd).
     i.scripts_in_config_dir = wd == i.config_dir_wd;
+    i.scripts_wd = wd;
     if (!i.scripts_in_config_dir) i.watches.push_back(wd);
+  }
+  for (const std::string& f : files) {
+    const std::filesystem::path p(f);
+    const std::string dir = p.parent_path().empty() ? "." : p.parent_path().string();
+    const int wd = ::inotify_add_watch(i.fd, dir.c_str(), mask);  // the same folder twice: the same wd
+    if (wd < 0) {
+      err = dir + ": " + std::strerror(errno);
+      return false;
+    }
+    if (std::find(i.watches.begin(), i.watches.end(), wd) == i.watches.end()) i.watches.push_back(wd);
+    i.files[wd].insert(p.filename().string());
   }
   return true;
 }

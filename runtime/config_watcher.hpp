@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 
@@ -15,7 +16,10 @@ class ConfigWatcher {
   ConfigWatcher(boost::asio::io_context& io, std::function<void()> on_change, int debounce_ms = 200);
   ~ConfigWatcher();
   // (Re)points the watch at these paths; returns false with `err` set if one cannot be watched.
-  bool watch(const std::string& config_path, const std::string& scripts_dir, std::string& err);
+  // `files`: more files whose change counts (TLS certificates and keys), watched through their
+  // folders like the config file.
+  bool watch(const std::string& config_path, const std::string& scripts_dir, std::string& err,
+             const std::vector<std::string>& files = {});
   void stop();
 
  private:

@@ -164,7 +164,16 @@ struct Gateway::Impl final : AdminBackend {
     }
     if (!watcher) watcher = std::make_unique<ConfigWatcher>(io, [this] { reload(); });
     std::string err;
-    if (!watcher->watch(path, snapshot->scripts_dir, err)) spdlog::warn("watching for changes: {}", err);
+    std::vector<std::string> files;  // TLS certificates, keys and CAs: a changed one is reloaded
+    for (const ListenConfig& l : snapshot->config.listen) {
+      if (!l.tls) continue;
+      for (const TlsCertificateConfig& c : l.tls->certificates) {
+        files.push_back(c.cert.path);
+        files.push_back(c.key.path);
+      }
+      if (l.tls->client_ca) files.push_back(l.tls->client_ca->path);
+    }
+    if (!watcher->watch(path, snapshot->scripts_dir, err, files)) spdlog::warn("watching for changes: {}", err);
   }
 
   void collect_metrics(std::function<void(std::string)> done) override {

@@ -18,9 +18,30 @@ struct Endpoint {
   std::string text;  // as written, "127.0.0.1:8080"
 };
 
+// A file named in the config, resolved against the config file's folder, and where it was
+// named ("conf.yaml:7: listen[0].tls.certificates[0].cert") for messages about its contents.
+struct ConfigFile {
+  std::string path;
+  std::string origin;
+};
+
+struct TlsCertificateConfig {
+  ConfigFile cert;  // PEM chain, leaf first
+  ConfigFile key;   // PEM private key
+};
+
+// TLS termination on a listener (net/tls_context.cpp builds it into SSL_CTXs per snapshot).
+struct TlsConfig {
+  std::vector<TlsCertificateConfig> certificates;  // chosen by SNI; the first is the default
+  std::optional<ConfigFile> client_ca;             // verify client certificates against these CAs
+  bool client_verify_required = true;              // client_verify: required | optional
+  Millis handshake_timeout{10'000};
+};
+
 struct ListenConfig {
   Endpoint address;
   int backlog = 4096;
+  std::optional<TlsConfig> tls;
 };
 
 struct AdminConfig {

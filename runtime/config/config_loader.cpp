@@ -43,6 +43,49 @@ void read_workers(Problems& p, const Value& v, Config& cfg) {
   read_uint(p, v, 1, cfg.workers, kMaxWorkers);
 }
 
+// A file path, relative to the config file's folder unless absolute.
+bool read_file_ref(Problems& p, const Value& v, const std::string& config_path, ConfigFile& out) {
+  std::string text;
+  if (!read_string(p, v, text)) return false;
+  // (no <filesystem> here: its std::quoted would clash with yaml_reader's quoted by ADL)
+  const std::size_t slash = config_path.rfind('/');
+  out.path = text.front() == '/' || slash == std::string::npos ? text : config_path.substr(0, slash + 1) + text;
+  out.origin = fmt::format("{}:{}: {}", config_path, v.line, v.path);
+  return true;
+}
+
+void read_tls(Problems& p, const Value& v, const std::string& config_path, TlsConfig& tls) {
+  MapReader m(p, v);
+  if (auto c = m.required("certificates")) {
+    std::vector<Value> items;
+    if (list_items(p, *c, items)) {
+      if (items.empty()) p.add(c->line, c->path, "must list at least one certificate");
+      for (const auto& item : items) {
+        MapReader cm(p, item);
+        TlsCertificateConfig cert;
+        bool ok = true;
+        if (auto f = cm.required("cert")) ok &= read_file_ref(p, *f, config_path, cert.cert);
+        else ok = false;
+        if (auto f = cm.required("key")) ok &= read_file_ref(p, *f, config_path, cert.key);
+        else ok = false;
+        cm.finish();
+        if (ok) tls.certificates.push_back(std::move(cert));
+      }
+    }
+  }
+  if (auto ca = m.get("client_ca")) {
+    ConfigFile f;
+    if (read_file_ref(p, *ca, config_path, f)) tls.client_ca = std::move(f);
+  }
+  if (auto cv = m.get("client_verify")) {
+    const int i = read_choice(p, *cv, {"required", "optional"});
+    if (i >= 0) tls.client_verify_required = i == 0;
+    if (!m.get("client_ca")) p.add(cv->line, cv->path, "needs client_ca (the CAs to verify client certificates against)");
+  }
+  if (auto t = m.get("handshake_timeout")) read_duration(p, *t, tls.handshake_timeout);
+  m.finish();
+}
+
 void read_listen(Problems& p, const Value& v, Config& cfg) {
   std::vector<Value> items;
   if (!list_items(p, v, items)) return;
@@ -53,7 +96,7 @@ void read_listen(Problems& p, const Value& v, Config& cfg) {
     bool ok = false;
     if (auto a = m.required("address")) ok = read_endpoint(p, *a, l.address);
     if (auto b = m.get("backlog")) read_uint(p, *b, 1, l.backlog, 65535);
-    m.unsupported("tls");
+    if (auto t = m.get("tls")) read_tls(p, *t, cfg.path, l.tls.emplace());
     m.finish();
     if (!ok) continue;
     for (std::size_t i = 0; i < cfg.listen.size(); ++i) {

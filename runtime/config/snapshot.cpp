@@ -1,5 +1,7 @@
 #include "config/snapshot.hpp"
 
+#include "net/tls_context.hpp"
+
 #include <openssl/evp.h>
 
 #include <cerrno>
@@ -124,7 +126,9 @@ std::shared_ptr<const Snapshot> build_snapshot(const std::string& path, std::uin
   ss << in.rdbuf();
   std::string text = ss.str();
   Config cfg = load_config_text(text, path);
-  return std::make_shared<const Snapshot>(std::move(cfg), std::move(text), version);
+  auto snap = std::make_shared<Snapshot>(std::move(cfg), std::move(text), version);
+  snap->listen_tls = build_listen_tls(snap->config);
+  return snap;
 }
 
 }  // namespace lg

@@ -15,6 +15,8 @@
 
 namespace lg {
 
+class TlsContext;
+
 struct UpstreamGroup {
   const UpstreamConfig* config = nullptr;  // points into Snapshot::config
   HashRing ring;                           // consistent_hash only
@@ -45,6 +47,9 @@ struct Snapshot {
   std::string scripts_dir;                    // scripts.dir resolved against the config's folder
   std::vector<std::vector<ScriptAttachment>> route_scripts;  // route index -> global, then own
   std::unique_ptr<policy::CompiledPolicies> policies;       // consumers, and each route's chain
+  // Per listener (config.listen order): its TLS context, null for plain ones. Certificate files
+  // are read with the snapshot, so a reload picks up new ones (net/tls_context.hpp).
+  std::vector<std::shared_ptr<const TlsContext>> listen_tls;
   std::string hash;                        // sha256 of the config file's bytes, hex
   std::chrono::system_clock::time_point loaded_at;
   std::uint64_t version = 0;               // 1 for the first snapshot, +1 per successful reload

@@ -32,6 +32,12 @@ int req_get_host(lua_State* L) { push(L, host(L).req_host()); return 1; }
 int req_get_scheme(lua_State* L) { push(L, host(L).req_scheme()); return 1; }
 int req_get_client_ip(lua_State* L) { push(L, host(L).req_client_ip()); return 1; }
 int req_get_id(lua_State* L) { push(L, host(L).request_id()); return 1; }
+int req_get_client_cert_subject(lua_State* L) {
+  const std::string_view s = host(L).req_client_cert_subject();
+  if (s.empty()) lua_pushnil(L);
+  else push(L, s);
+  return 1;
+}
 
 int req_get_header(lua_State* L) {
   const std::string_view name = arg_string(L, 1);
@@ -416,7 +422,7 @@ void register_bindings(Vm& vm) {
       {"request.get_query_arg", req_get_query_arg}, {"request.get_header", req_get_header},
       {"request.get_headers", req_get_headers},     {"request.get_host", req_get_host},
       {"request.get_scheme", req_get_scheme},       {"request.get_client_ip", req_get_client_ip},
-      {"request.get_id", req_get_id},
+      {"request.get_id", req_get_id},               {"request.get_client_cert_subject", req_get_client_cert_subject},
       {"service.request.set_header", svc_set_header}, {"service.request.add_header", svc_add_header},
       {"service.request.clear_header", svc_clear_header}, {"service.request.set_path", svc_set_path},
       {"service.request.set_raw_query", svc_set_raw_query}, {"service.set_upstream", svc_set_upstream},

@@ -52,6 +52,8 @@ class ScriptHost {
   virtual std::string_view req_host() const = 0;
   virtual std::string_view req_scheme() const = 0;
   virtual std::string_view req_client_ip() const = 0;
+  // The verified TLS client certificate's subject (RFC 2253); empty (nil in Lua) when none.
+  virtual std::string_view req_client_cert_subject() const { return {}; }
   virtual std::string_view request_id() const = 0;
   virtual std::size_t req_header_count() const = 0;
   virtual HeaderPair req_header(std::size_t i) const = 0;  // names as received

@@ -15,7 +15,8 @@
 
 namespace lg {
 
-Listener::Listener(Worker& w, const ListenConfig& cfg) : worker_(w), address_(cfg.address.text) {
+Listener::Listener(Worker& w, const ListenConfig& cfg, std::size_t index)
+    : worker_(w), address_(cfg.address.text), index_(index) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
@@ -78,7 +79,8 @@ void Listener::accept_all() {
       ::close(fd);
       continue;
     }
-    auto* c = new ClientConnection(worker_, fd, peer);
+    // TLS or not is the current snapshot's word: a reload may bring new certificates.
+    auto* c = new ClientConnection(worker_, fd, peer, worker_.listen_tls(index_));
     c->start();
   }
   paused_ = true;  // a flood: continue on the next tick rather than starve the loop

@@ -12,7 +12,8 @@ class Worker;
 class Listener final : public IoHandler {
  public:
   // Binds and listens; throws std::runtime_error naming the address on failure.
-  Listener(Worker& w, const ListenConfig& cfg);
+  // `index`: the listener's place in config.listen (its TLS context in each snapshot).
+  Listener(Worker& w, const ListenConfig& cfg, std::size_t index);
   ~Listener();
   void close();
   void retry_if_paused();  // after EMFILE: try again on the next tick
@@ -24,6 +25,7 @@ class Listener final : public IoHandler {
   int fd_ = -1;
   bool paused_ = false;
   std::string address_;
+  std::size_t index_;
 };
 
 }  // namespace lg

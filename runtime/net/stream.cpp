@@ -68,6 +68,7 @@ void Stream::read(char* buf, std::size_t len) {
 }
 
 bool Stream::do_read() {
+  if (tls_) return tls_do_read();
   if (rd_lazy_) {  // bytes (or EOF) are there: now the user supplies the buffer
     user_->provide_read_buffer(*this, rd_buf_, rd_len_);
     rd_lazy_ = false;
@@ -127,6 +128,7 @@ void Stream::read_lazy() {
 }
 
 bool Stream::do_write() {
+  if (tls_) return tls_do_write();
   for (;;) {
     msghdr msg{};
     msg.msg_iov = wr_iov_ + wr_first_;
@@ -166,6 +168,10 @@ void Stream::deliver_write() {
 
 void Stream::on_io(std::uint32_t events) {
   if (fd_ < 0) return;
+  if (tls_) {
+    tls_on_io(events);
+    return;
+  }
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peer_closed_ = true;
   if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
     writable_ = true;
@@ -184,11 +190,14 @@ void Stream::on_io(std::uint32_t events) {
 }
 
 void Stream::shutdown_send() {
-  if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+  if (fd_ < 0) return;
+  if (tls_) tls_shutdown();
+  ::shutdown(fd_, SHUT_WR);
 }
 
 void Stream::close() {
   connect_err_ = 0;  // a connect failure still queued for delivery is dropped (see deferred_connect)
+  if (tls_) tls_free();
   if (fd_ < 0) return;
   ::close(fd_);  // also leaves the epoll set
   fd_ = -1;

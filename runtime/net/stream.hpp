@@ -11,12 +11,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <string_view>
 
 #include "net/reactor.hpp"
 
 namespace lg {
 
 class Stream;
+class TlsContext;
+struct TlsSession;  // net/stream_tls.cpp: the OpenSSL state of a TLS stream
 
 inline iovec make_iov(const void* p, std::size_t n) { return iovec{const_cast<void*>(p), n}; }
 
@@ -27,6 +31,8 @@ class StreamUser {
   // All bytes of the gather written (err == 0) or the write failed.
   virtual void on_written(Stream& s, int err) = 0;
   virtual void on_connected(Stream& s, int err) { (void)s; (void)err; }
+  // A TLS stream finished its handshake (called from inside a read or write attempt: only note it).
+  virtual void on_tls_ready(Stream& s) { (void)s; }
   // For read_lazy(): called just before bytes are read, to supply the buffer only then.
   virtual void provide_read_buffer(Stream& s, char*& buf, std::size_t& len) {
     (void)s;
@@ -46,6 +52,10 @@ class Stream final : public IoHandler {
   Stream& operator=(const Stream&) = delete;
 
   bool adopt(int fd);  // an accepted, already non-blocking socket
+  // After adopt(): the stream is the server side of TLS over that socket. The handshake runs
+  // inside the first read (or write); a failed one completes that operation with EPROTO.
+  // Reads and writes then carry plaintext; shutdown_send() sends close_notify first.
+  bool start_tls(std::shared_ptr<const TlsContext> ctx);
   void connect(const sockaddr* addr, socklen_t len);
   void read(char* buf, std::size_t len);
   // A read whose buffer is asked for (provide_read_buffer) only once bytes are there: an idle
@@ -66,6 +76,9 @@ class Stream final : public IoHandler {
   bool writing() const { return wr_n_ != 0; }
   int fd() const { return fd_; }
   void set_user(StreamUser* u) { user_ = u; }
+  bool is_tls() const { return tls_ != nullptr; }
+  // The verified client certificate's subject (RFC 2253), empty when there is none.
+  std::string_view tls_peer_subject() const;
 
  private:
   void on_io(std::uint32_t events) override;
@@ -78,6 +91,13 @@ class Stream final : public IoHandler {
   static void deferred_read(void* self) { static_cast<Stream*>(self)->deliver_read(); }
   static void deferred_write(void* self) { static_cast<Stream*>(self)->deliver_write(); }
   static void deferred_connect(void* self);
+  // TLS (stream_tls.cpp); the plain path only tests tls_ once per operation.
+  bool tls_do_read();
+  bool tls_do_write();
+  void tls_on_io(std::uint32_t events);
+  int tls_handshake();  // 1 done, 0 waiting for the socket, -1 failed
+  void tls_shutdown();
+  void tls_free();
 
   Reactor& reactor_;
   StreamUser* user_;
@@ -100,6 +120,7 @@ class Stream final : public IoHandler {
   bool wr_done_ = false;
   int wr_err_ = 0;
   int connect_err_ = 0;
+  TlsSession* tls_ = nullptr;  // owned; null on plain streams
 };
 
 }  // namespace lg

@@ -48,7 +48,7 @@ Worker::~Worker() {
 
 void Worker::start(const std::vector<ListenConfig>& listen, std::shared_ptr<const Snapshot> first) {
   install(std::move(first));
-  for (const ListenConfig& l : listen) listeners_.push_back(std::make_unique<Listener>(*this, l));
+  for (std::size_t i = 0; i < listen.size(); ++i) listeners_.push_back(std::make_unique<Listener>(*this, listen[i], i));
   reactor_.set_tick(kTickMs, [](void* self) { static_cast<Worker*>(self)->on_tick(); }, this);
   if (remote_) remote_->start();  // connects; the thread below drives it
   thread_ = std::thread([this] {

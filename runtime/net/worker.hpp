@@ -93,6 +93,12 @@ class Worker {
     return current_;
   }
   const LimitsConfig& limits() const { return current_->snap->config.limits; }
+  // The current snapshot's TLS context for listener `i` (null: plain).
+  const std::shared_ptr<const TlsContext>& listen_tls(std::size_t i) const {
+    static const std::shared_ptr<const TlsContext> none;
+    const auto& v = current_->snap->listen_tls;
+    return i < v.size() ? v[i] : none;
+  }
   UpstreamPool& pool() { return pool_; }
   WorkerMetrics& metrics() { return metrics_; }
   AccessLog& access_log() { return access_log_; }

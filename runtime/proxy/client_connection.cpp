@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "net/tls_context.hpp"
 #include "net/worker.hpp"
 #include "proxy/head_writers.hpp"
 #include "router/path_normalize.hpp"
@@ -25,8 +26,13 @@ std::string_view find_header(const std::vector<http::Header>& hs, std::string_vi
 }
 }  // namespace
 
-ClientConnection::ClientConnection(Worker& w, int fd, const sockaddr_storage& peer) : w_(w), client_(w.reactor(), this) {
-  client_.adopt(fd);
+ClientConnection::ClientConnection(Worker& w, int fd, const sockaddr_storage& peer,
+                                   const std::shared_ptr<const TlsContext>& tls)
+    : w_(w), client_(w.reactor(), this) {
+  if (client_.adopt(fd) && tls) {
+    handshake_timeout_ms_ = tls->handshake_timeout_ms();
+    if (!client_.start_tls(tls)) client_.close();  // start() sees it closed
+  }
   const void* addr = peer.ss_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6&>(peer).sin6_addr)
                                                  : static_cast<const void*>(&reinterpret_cast<const sockaddr_in&>(peer).sin_addr);
   if (inet_ntop(peer.ss_family, addr, client_ip_, sizeof client_ip_))
@@ -46,8 +52,9 @@ void ClientConnection::start() {
   }
   w_.timers().add(this);
   phase_ = Phase::idle;
-  // A new connection gets the header timeout for its first request, not the keep-alive idle one.
-  set_deadline(w_.limits().client_header_timeout.count());
+  // A new connection gets the header timeout for its first request, not the keep-alive idle one;
+  // a TLS one first the handshake timeout (on_tls_ready then starts the header timeout).
+  set_deadline(handshake_timeout_ms_ ? handshake_timeout_ms_ : w_.limits().client_header_timeout.count());
   read_client();
 }
 
@@ -68,6 +75,10 @@ void ClientConnection::provide_read_buffer(Stream&, char*& buf, std::size_t& len
   if (rbuf_.free_space() == 0) rbuf_.compact();
   buf = rbuf_.write_ptr();
   len = rbuf_.free_space();
+}
+
+void ClientConnection::on_tls_ready(Stream&) {
+  if (phase_ == Phase::idle) set_deadline(w_.limits().client_header_timeout.count());
 }
 
 Exchange& ClientConnection::exchange() {
@@ -289,6 +300,7 @@ void ClientConnection::prepare_upstream_head() {
     g.content_length = body_out.size();
   }
   g.websocket = websocket_;
+  if (client_.is_tls()) g.proto = "https";
   finish_upstream_request(x_->up_head, g);
   if (route_->preserve_host && !head_.host.empty()) write_host_line(x_->host_line, head_.host);
   else x_->host_line.clear();  // filled with the target's address once it is picked

@@ -47,7 +47,8 @@ struct TargetState;
 class ClientConnection final : public Timed, public StreamUser, public UpstreamUser, public ScriptWaitOwner,
                                public policy::PolicyWaitOwner {
  public:
-  ClientConnection(Worker& w, int fd, const sockaddr_storage& peer);
+  // `tls`: the listener's TLS context (null for plain HTTP).
+  ClientConnection(Worker& w, int fd, const sockaddr_storage& peer, const std::shared_ptr<const TlsContext>& tls);
   ~ClientConnection() override;
   void start();
   void drain();  // the worker is draining: close if idle, else close after this response
@@ -58,6 +59,10 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   void on_read(Stream& s, int err, std::size_t n) override;
   void on_written(Stream& s, int err) override;
   void provide_read_buffer(Stream& s, char*& buf, std::size_t& len) override;
+  void on_tls_ready(Stream& s) override;
+  // TLS facts of this connection (policies, scripts)
+  bool is_tls() const { return client_.is_tls(); }
+  std::string_view client_cert_subject() const { return client_.tls_peer_subject(); }
   // upstream connection
   void on_upstream_connected(int err) override;
   void on_upstream_read(int err, std::size_t n) override;
@@ -224,6 +229,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   char traceparent_[56];
   char client_ip_[48];
   std::uint8_t client_ip_len_ = 0;
+  std::int64_t handshake_timeout_ms_ = 0;  // TLS listener: the first deadline
 };
 
 }  // namespace lg

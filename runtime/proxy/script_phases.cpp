@@ -50,6 +50,8 @@ bool ClientConnection::run_request_scripts() {
   const bool later = phases & (lua::phase_bit(lua::Phase::response) | lua::phase_bit(lua::Phase::body) | lua::phase_bit(lua::Phase::log));
   s.bind_request(head_, method_, path_, std::string_view(client_ip_, client_ip_len_),
                  std::string_view(request_id_, request_id_len_), later);
+  s.scheme = client_.is_tls() ? "https" : "http";
+  s.cert_subject = client_.tls_peer_subject();  // lives with the connection; own_views() copies it
   return run_request_phases(lua::Phase::rewrite, false);
 }
 

@@ -118,6 +118,8 @@ void ScriptRequest::own_views() {
   own_path.assign(path);
   own_ip.assign(client_ip);
   own_id.assign(id);
+  own_subject.assign(cert_subject);
+  cert_subject = own_subject;
   method = own_method;
   path = own_path;
   client_ip = own_ip;

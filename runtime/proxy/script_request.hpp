@@ -23,6 +23,7 @@ class ScriptRequest final : public lua::ScriptHost {
   // log handler will read them after the buffer has moved on.
   lua::Phase current = lua::Phase::rewrite;
   std::string_view method, path, raw_path, query, host, scheme = "http", client_ip, id;
+  std::string_view cert_subject;  // TLS client certificate (the connection's, or own_subject)
   const std::vector<http::Header>* live_headers = nullptr;  // view mode
   std::vector<std::pair<std::string, std::string>> headers;  // copy mode
   std::string own_raw_path, own_query, own_host;
@@ -47,7 +48,7 @@ class ScriptRequest final : public lua::ScriptHost {
   // Copies the facts still viewed from the connection (method, path, ip, id) into owned strings:
   // a log phase that waits outlives the connection's request.
   void own_views();
-  std::string own_method, own_path, own_ip, own_id;
+  std::string own_method, own_path, own_ip, own_id, own_subject;
   // `method`, `norm_path`, `client_ip` and `request_id` must outlive the request (the proxy's own
   // fields); the head's parts are copied when `copy` is set, else viewed.
   void bind_request(const http::RequestHead& head, std::string_view method, std::string_view norm_path,
@@ -61,6 +62,7 @@ class ScriptRequest final : public lua::ScriptHost {
   std::string_view req_host() const override { return host; }
   std::string_view req_scheme() const override { return scheme; }
   std::string_view req_client_ip() const override { return client_ip; }
+  std::string_view req_client_cert_subject() const override { return cert_subject; }
   std::string_view request_id() const override { return id; }
   std::size_t req_header_count() const override { return live_headers ? live_headers->size() : headers.size(); }
   lua::HeaderPair req_header(std::size_t i) const override {

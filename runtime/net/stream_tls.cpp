@@ -1,0 +1,258 @@
+// The TLS half of Stream: OpenSSL over the non-blocking socket, mapped onto the stream's own
+// readiness flags. SSL_ERROR_WANT_READ clears `readable_` (the next EPOLLIN edge retries),
+// WANT_WRITE clears `writable_` (EPOLLOUT retries); an operation blocked on the other direction
+// (a read needing a write during the handshake or a key update, or the reverse) is retried on
+// that direction's edge too. Reads go on until WANT_READ: a TLS read shorter than the buffer does
+// not prove the socket drained (one record at a time), so unlike the plain path it keeps going.
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/epoll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "net/stream.hpp"
+#include "net/tls_context.hpp"
+
+namespace lg {
+
+struct TlsSession {
+  SSL* ssl = nullptr;
+  std::shared_ptr<const TlsContext> ctx;  // keeps the SNI callback's target alive
+  bool established = false;
+  bool failed = false;
+  bool shutdown_sent = false;
+  bool read_needs_out = false;  // the pending read is blocked on writability
+  bool write_needs_in = false;  // the pending write is blocked on readability
+  std::string subject;          // verified client certificate, RFC 2253
+  // Plaintext gathered from the caller's iovecs into one record's worth, so a head and its body
+  // go out in one TLS record and one write(2). Kept until SSL_write took all of it (a retry after
+  // WANT_WRITE must pass the same bytes).
+  std::string out;
+  std::size_t out_off = 0;
+  ~TlsSession() {
+    if (ssl) SSL_free(ssl);
+  }
+};
+
+namespace {
+constexpr std::size_t kRecord = 16 * 1024;
+
+int ssl_errno(int ssl_err) {
+  if (ssl_err == SSL_ERROR_SYSCALL && errno != 0) return errno;
+  return EPROTO;
+}
+
+std::string verified_subject(SSL* ssl) {
+  X509* peer = SSL_get0_peer_certificate(ssl);
+  if (!peer || SSL_get_verify_result(ssl) != X509_V_OK) return {};
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (!bio) return {};
+  std::string out;
+  if (X509_NAME_print_ex(bio, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253) >= 0) {
+    char* p = nullptr;
+    const long n = BIO_get_mem_data(bio, &p);
+    if (n > 0) out.assign(p, static_cast<std::size_t>(n));
+  }
+  BIO_free(bio);
+  return out;
+}
+}  // namespace
+
+bool Stream::start_tls(std::shared_ptr<const TlsContext> ctx) {
+  if (fd_ < 0 || !ctx) return false;
+  SSL* ssl = SSL_new(ctx->default_ctx());
+  if (!ssl) return false;
+  if (SSL_set_fd(ssl, fd_) != 1) {
+    SSL_free(ssl);
+    return false;
+  }
+  SSL_set_accept_state(ssl);
+  tls_ = new TlsSession;
+  tls_->ssl = ssl;
+  tls_->ctx = std::move(ctx);
+  return true;
+}
+
+std::string_view Stream::tls_peer_subject() const { return tls_ ? std::string_view(tls_->subject) : std::string_view(); }
+
+void Stream::tls_free() {
+  delete tls_;
+  tls_ = nullptr;
+}
+
+int Stream::tls_handshake() {
+  TlsSession& t = *tls_;
+  if (t.failed) return -1;
+  ERR_clear_error();
+  errno = 0;
+  const int r = SSL_do_handshake(t.ssl);
+  if (r == 1) {
+    t.established = true;
+    t.subject = verified_subject(t.ssl);
+    user_->on_tls_ready(*this);
+    return 1;
+  }
+  switch (SSL_get_error(t.ssl, r)) {
+    case SSL_ERROR_WANT_READ: readable_ = false; return 0;
+    case SSL_ERROR_WANT_WRITE: writable_ = false; return 0;
+    default:
+      t.failed = true;  // a plain-HTTP client, no shared version or suite, a refused certificate...
+      ERR_clear_error();
+      return -1;
+  }
+}
+
+bool Stream::tls_do_read() {
+  TlsSession& t = *tls_;
+  t.read_needs_out = false;
+  if (!t.established) {
+    const int h = tls_handshake();
+    if (h == 0) {
+      t.read_needs_out = !writable_;
+      return false;
+    }
+    if (h < 0) {
+      if (rd_lazy_) {  // the user still needs a buffer to be handed the error
+        user_->provide_read_buffer(*this, rd_buf_, rd_len_);
+        rd_lazy_ = false;
+      }
+      rd_err_ = EPROTO;
+      rd_n_ = 0;
+      rd_done_ = true;
+      return true;
+    }
+  }
+  ERR_clear_error();
+  errno = 0;
+  if (rd_lazy_) {  // take the user's buffer only once a record has plaintext (or the stream ended)
+    char c;
+    std::size_t got = 0;
+    const int r = SSL_peek_ex(t.ssl, &c, 1, &got);
+    if (r <= 0) {
+      const int e = SSL_get_error(t.ssl, r);
+      if (e == SSL_ERROR_WANT_READ) {
+        readable_ = false;
+        return false;
+      }
+      if (e == SSL_ERROR_WANT_WRITE) {
+        writable_ = false;
+        t.read_needs_out = true;
+        return false;
+      }
+      // end of stream or an error: SSL_read below reports it again
+    }
+    user_->provide_read_buffer(*this, rd_buf_, rd_len_);
+    rd_lazy_ = false;
+  }
+  std::size_t n = 0;
+  const int r = SSL_read_ex(t.ssl, rd_buf_, rd_len_, &n);
+  if (r == 1) {
+    rd_err_ = 0;
+    rd_n_ = n;
+  } else {
+    const int e = SSL_get_error(t.ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+      readable_ = false;
+      return false;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+      writable_ = false;
+      t.read_needs_out = true;
+      return false;
+    }
+    rd_n_ = 0;
+    rd_err_ = e == SSL_ERROR_ZERO_RETURN ? 0 : ssl_errno(e);  // close_notify (or a bare FIN) is EOF
+    if (rd_err_) t.failed = true;
+    ERR_clear_error();
+  }
+  rd_done_ = true;
+  return true;
+}
+
+bool Stream::tls_do_write() {
+  TlsSession& t = *tls_;
+  t.write_needs_in = false;
+  if (!t.established) {
+    const int h = tls_handshake();
+    if (h == 0) {
+      t.write_needs_in = !readable_;
+      return false;
+    }
+    if (h < 0) {
+      wr_err_ = EPROTO;
+      wr_done_ = true;
+      return true;
+    }
+  }
+  for (;;) {
+    if (t.out_off == t.out.size()) {  // stage the next record's worth from the caller's iovecs
+      t.out.clear();
+      t.out_off = 0;
+      while (wr_first_ < wr_n_ && t.out.size() < kRecord) {
+        iovec& v = wr_iov_[wr_first_];
+        const std::size_t take = std::min(v.iov_len, kRecord - t.out.size());
+        t.out.append(static_cast<const char*>(v.iov_base), take);
+        v.iov_base = static_cast<char*>(v.iov_base) + take;
+        v.iov_len -= take;
+        if (v.iov_len == 0) ++wr_first_;
+      }
+      if (t.out.empty()) {
+        wr_err_ = 0;
+        wr_done_ = true;
+        return true;
+      }
+    }
+    ERR_clear_error();
+    errno = 0;
+    std::size_t n = 0;
+    const int r = SSL_write_ex(t.ssl, t.out.data() + t.out_off, t.out.size() - t.out_off, &n);
+    if (r == 1) {
+      t.out_off += n;
+      continue;
+    }
+    const int e = SSL_get_error(t.ssl, r);
+    if (e == SSL_ERROR_WANT_WRITE) {
+      writable_ = false;
+      return false;
+    }
+    if (e == SSL_ERROR_WANT_READ) {
+      readable_ = false;
+      t.write_needs_in = true;
+      return false;
+    }
+    t.failed = true;
+    wr_err_ = ssl_errno(e);
+    wr_done_ = true;
+    ERR_clear_error();
+    return true;
+  }
+}
+
+void Stream::tls_on_io(std::uint32_t events) {
+  TlsSession& t = *tls_;
+  const bool in = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+  const bool out = events & (EPOLLOUT | EPOLLERR | EPOLLHUP);
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peer_closed_ = true;
+  if (out) writable_ = true;
+  if (in) readable_ = true;
+  if (wr_iov_ && wr_n_ && !wr_done_ && (out || (in && t.write_needs_in)) && do_write()) {
+    deliver_write();
+    if (fd_ < 0 || !tls_) return;
+  }
+  if ((rd_buf_ || rd_lazy_) && !rd_done_ && (in || (out && tls_->read_needs_out)) && do_read()) deliver_read();
+}
+
+void Stream::tls_shutdown() {
+  TlsSession& t = *tls_;
+  if (!t.established || t.failed || t.shutdown_sent) return;
+  t.shutdown_sent = true;
+  ERR_clear_error();
+  SSL_shutdown(t.ssl);  // sends close_notify; we do not wait for the peer's
+  ERR_clear_error();
+}
+
+}  // namespace lg

@@ -1,0 +1,51 @@
+// TLS server settings of one listener, built from its TlsConfig when a snapshot is built: one
+// SSL_CTX per certificate (the first is the default, the others are switched to by SNI). A new
+// connection takes a reference to the context of the snapshot current when it was accepted, so a
+// reload (new certificate files) changes new connections only. No OpenSSL types in this header.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+
+struct ssl_ctx_st;  // SSL_CTX
+
+namespace lg {
+
+// Whether a certificate name ("a.example.com" or "*.example.com", from a SAN DNS entry) covers
+// the host name a client asked for (SNI). Case-insensitive; a wildcard stands for exactly one
+// whole left-most label; a trailing dot on the host is ignored.
+bool sni_name_matches(std::string_view cert_name, std::string_view host);
+
+// The certificate to serve for `sni`: the first one with an exact name match, else the first with
+// a wildcard match, else 0 (the default; also for an empty SNI).
+std::size_t pick_certificate(const std::vector<std::vector<std::string>>& names, std::string_view sni);
+
+class TlsContext {
+ public:
+  // Loads every file; throws ConfigError naming "file:line: key" (unreadable file, bad PEM, a key
+  // that does not match its certificate).
+  explicit TlsContext(const TlsConfig& cfg);
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  ssl_ctx_st* default_ctx() const { return ctxs_.front(); }
+  std::int64_t handshake_timeout_ms() const { return handshake_timeout_ms_; }
+  // For the SNI callback.
+  ssl_ctx_st* ctx_for(std::string_view sni) const { return ctxs_[pick_certificate(names_, sni)]; }
+  const std::vector<std::vector<std::string>>& names() const { return names_; }
+
+ private:
+  std::vector<ssl_ctx_st*> ctxs_;                 // one per certificate, owned (SSL_CTX_free)
+  std::vector<std::vector<std::string>> names_;   // SAN DNS names per certificate, lowercase
+  std::int64_t handshake_timeout_ms_ = 10'000;
+};
+
+// One context per listener (null for plain listeners), in config.listen order.
+std::vector<std::shared_ptr<const TlsContext>> build_listen_tls(const Config& cfg);
+
+}  // namespace lg
