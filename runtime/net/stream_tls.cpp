@@ -2,12 +2,18 @@
 // readiness flags. SSL_ERROR_WANT_READ clears `readable_` (the next EPOLLIN edge retries),
 // WANT_WRITE clears `writable_` (EPOLLOUT retries); an operation blocked on the other direction
 // (a read needing a write during the handshake or a key update, or the reverse) is retried on
-// that direction's edge too. Reads go on until WANT_READ: a TLS read shorter than the buffer does
-// not prove the socket drained (one record at a time), so unlike the plain path it keeps going.
+// that direction's edge too.
+//
+// The socket is reached through our own BIO (recv/send on the fd) with read-ahead on: OpenSSL
+// asks for a whole buffer per recv, so a recv that returns less proves the socket drained, just as
+// on the plain path. When that happened during an SSL_read and OpenSSL holds nothing more, the
+// stream marks itself not readable and waits for the next edge: no extra recv just to collect
+// an EAGAIN per keep-alive request.
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -27,6 +33,9 @@ struct TlsSession {
   bool shutdown_sent = false;
   bool read_needs_out = false;  // the pending read is blocked on writability
   bool write_needs_in = false;  // the pending write is blocked on readability
+  bool short_read = false;      // a recv since the flag was cleared returned less than asked
+  bool eof = false;             // a recv returned 0
+  int fd = -1;
   std::string subject;          // verified client certificate, RFC 2253
   // Plaintext gathered from the caller's iovecs into one record's worth, so a head and its body
   // go out in one TLS record and one write(2). Kept until SSL_write took all of it (a retry after
@@ -40,6 +49,63 @@ struct TlsSession {
 
 namespace {
 constexpr std::size_t kRecord = 16 * 1024;
+
+// BIO over the stream's socket: recv/send (MSG_NOSIGNAL), noting short reads and EOF.
+int bio_read(BIO* b, char* buf, int len) {
+  auto* t = static_cast<TlsSession*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  ssize_t n;
+  do n = ::recv(t->fd, buf, static_cast<std::size_t>(len), 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      t->short_read = true;
+      BIO_set_retry_read(b);
+    }
+    return -1;
+  }
+  if (n == 0) t->eof = true;
+  if (n < len) t->short_read = true;
+  return static_cast<int>(n);
+}
+
+int bio_write(BIO* b, const char* buf, int len) {
+  auto* t = static_cast<TlsSession*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  ssize_t n;
+  do n = ::send(t->fd, buf, static_cast<std::size_t>(len), MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
+    return -1;
+  }
+  return static_cast<int>(n);
+}
+
+long bio_ctrl(BIO* b, int cmd, long, void*) {
+  switch (cmd) {
+    case BIO_CTRL_FLUSH: return 1;
+    case BIO_CTRL_EOF: return static_cast<TlsSession*>(BIO_get_data(b))->eof ? 1 : 0;
+    default: return 0;
+  }
+}
+
+int bio_create(BIO* b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+BIO_METHOD* fd_bio_method() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "lunagate stream");
+    BIO_meth_set_read(bm, bio_read);
+    BIO_meth_set_write(bm, bio_write);
+    BIO_meth_set_ctrl(bm, bio_ctrl);
+    BIO_meth_set_create(bm, bio_create);
+    return bm;
+  }();
+  return m;
+}
 
 int ssl_errno(int ssl_err) {
   if (ssl_err == SSL_ERROR_SYSCALL && errno != 0) return errno;
@@ -66,14 +132,20 @@ bool Stream::start_tls(std::shared_ptr<const TlsContext> ctx) {
   if (fd_ < 0 || !ctx) return false;
   SSL* ssl = SSL_new(ctx->default_ctx());
   if (!ssl) return false;
-  if (SSL_set_fd(ssl, fd_) != 1) {
-    SSL_free(ssl);
+  auto* t = new TlsSession;
+  t->ssl = ssl;
+  t->fd = fd_;
+  t->ctx = std::move(ctx);
+  BIO* bio = BIO_new(fd_bio_method());
+  if (!bio) {
+    delete t;
     return false;
   }
+  BIO_set_data(bio, t);
+  SSL_set_bio(ssl, bio, bio);  // the SSL owns it now
+  SSL_set_read_ahead(ssl, 1);
   SSL_set_accept_state(ssl);
-  tls_ = new TlsSession;
-  tls_->ssl = ssl;
-  tls_->ctx = std::move(ctx);
+  tls_ = t;
   return true;
 }
 
@@ -109,6 +181,7 @@ int Stream::tls_handshake() {
 bool Stream::tls_do_read() {
   TlsSession& t = *tls_;
   t.read_needs_out = false;
+  t.short_read = false;
   if (!t.established) {
     const int h = tls_handshake();
     if (h == 0) {
@@ -153,6 +226,8 @@ bool Stream::tls_do_read() {
   if (r == 1) {
     rd_err_ = 0;
     rd_n_ = n;
+    // The socket was drained and OpenSSL holds no more bytes: the next bytes raise a new edge.
+    if (t.short_read && !SSL_has_pending(t.ssl) && !peer_closed_) readable_ = false;
   } else {
     const int e = SSL_get_error(t.ssl, r);
     if (e == SSL_ERROR_WANT_READ) {

@@ -201,7 +201,8 @@ class TlsTest(unittest.TestCase):
     def test_keepalive_and_close_notify(self):
         ctx = ssl.create_default_context(cafile=self.a_cert)
         with socket.create_connection(("127.0.0.1", self.gw.port), timeout=5) as raw:
-            with ctx.wrap_socket(raw, server_hostname="a.test") as s:
+            # suppress_ragged_eofs=False: a close without close_notify would raise SSLEOFError
+            with ctx.wrap_socket(raw, server_hostname="a.test", suppress_ragged_eofs=False) as s:
                 for i in range(3):
                     s.sendall(b"GET /echo?i=%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % i)
                     resp = httpclient.HTTPResponse(s)
@@ -323,6 +324,25 @@ class TlsTest(unittest.TestCase):
             self.assertEqual(headers["x-seen-subject"], "O=Lunagate Tests,CN=client one")
             self.assertEqual(headers["x-seen-scheme"], "https")
             self.assertTrue(gw.alive())
+
+    def test_client_certificate_optional(self):
+        cfg = MTLS_CONFIG.replace("client_ca: ca.pem", "client_ca: ca.pem\n      client_verify: optional")
+        with lgtest.Backend("opt-app") as app, lgtest.Gateway(cfg, values={"APP_PORT": app.port}, extra_files={
+                "a.pem": read(self.a_cert), "a.key": read(self.a_key), "ca.pem": read(self.ca_cert),
+                "scripts/subject.lua": SUBJECT_SCRIPT}) as gw:
+            base = [CURL, "-sS", "--max-time", "10", "--cacert", self.a_cert, "--resolve",
+                    f"a.test:{gw.port}:127.0.0.1"]
+            url = f"https://a.test:{gw.port}/echo"
+            rc, out, err = run(base + [url])
+            self.assertEqual(rc, 0, err)
+            headers = {k.lower(): v for k, v in json.loads(out)["headers"]}
+            self.assertEqual(headers["x-seen-subject"], "none")
+            rc, out, err = run(base + ["--cert", self.c_cert, "--key", self.c_key, url])
+            self.assertEqual(rc, 0, err)
+            headers = {k.lower(): v for k, v in json.loads(out)["headers"]}
+            self.assertEqual(headers["x-seen-subject"], "O=Lunagate Tests,CN=client one")
+            rc, out, err = run(base + ["--cert", self.bad_cert, "--key", self.bad_key, url])
+            self.assertNotEqual(rc, 0, "an unverifiable certificate was accepted: " + out)
 
     def test_config_errors(self):
         d = tempfile.mkdtemp(prefix="lg-tls-cfg-", dir=self.tmp)
