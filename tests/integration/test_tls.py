@@ -218,6 +218,40 @@ class TlsTest(unittest.TestCase):
                     data += chunk
                 self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:100])
 
+    def test_large_bodies_both_ways(self):
+        """8 MB down to a client that reads slowly at first (the gateway's TLS writes block on
+        WANT_WRITE and resume on EPOLLOUT), 5 MB up, on one keep-alive connection."""
+        ctx = ssl.create_default_context(cafile=self.a_cert)
+        size = 8_000_000
+        # A 64 KiB receive buffer (set before connecting) keeps the 8 MB from fitting in the
+        # socket buffers. (With a receive window below one TLS record, 16 KiB, the transfer
+        # crawls, for nginx (1.22, same certificate) just as here: TCP small-window avoidance
+        # against 16 KiB records.)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as raw:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            raw.settimeout(10)
+            raw.connect(("127.0.0.1", self.gw.port))
+            with ctx.wrap_socket(raw, server_hostname="a.test") as s:
+                s.sendall(b"GET /stream?bytes=%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % size)
+                time.sleep(0.5)  # let the gateway fill the socket and wait for EPOLLOUT
+                resp = httpclient.HTTPResponse(s)
+                resp.begin()
+                self.assertEqual(resp.status, 200)
+                got = 0
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    chunk = resp.read(65536)
+                    if not chunk:
+                        break
+                    got += len(chunk)
+                self.assertEqual(got, size)
+                body = b"y" * 5_000_000
+                s.sendall(b"POST /sink HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                resp = httpclient.HTTPResponse(s)
+                resp.begin()
+                self.assertEqual(resp.status, 200)
+                self.assertEqual(json.loads(resp.read())["bytes"], len(body))
+
     def test_handshake_timeout_closes_silent_client(self):
         with socket.create_connection(("127.0.0.1", self.gw.port), timeout=5) as s:
             t0 = time.monotonic()
