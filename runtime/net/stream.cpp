@@ -121,6 +121,7 @@ void Stream::write(iovec* iov, std::size_t n) {
 
 void Stream::read_lazy() {
   if (fd_ < 0) return;
+  if (tls_) tls_idle();
   rd_buf_ = nullptr;
   rd_lazy_ = true;
   rd_done_ = false;

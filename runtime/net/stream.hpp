@@ -97,6 +97,7 @@ class Stream final : public IoHandler {
   void tls_on_io(std::uint32_t events);
   int tls_handshake();  // 1 done, 0 waiting for the socket, -1 failed
   void tls_shutdown();
+  void tls_idle();  // a lazy read: the connection waits, its staging buffer can go
   void tls_free();
 
   Reactor& reactor_;

@@ -321,6 +321,14 @@ void Stream::tls_on_io(std::uint32_t events) {
   if ((rd_buf_ || rd_lazy_) && !rd_done_ && (in || (out && tls_->read_needs_out)) && do_read()) deliver_read();
 }
 
+void Stream::tls_idle() {
+  TlsSession& t = *tls_;
+  if (wr_n_ == 0 && t.out_off == t.out.size()) {
+    std::string().swap(t.out);
+    t.out_off = 0;
+  }
+}
+
 void Stream::tls_shutdown() {
   TlsSession& t = *tls_;
   if (!t.established || t.failed || t.shutdown_sent) return;

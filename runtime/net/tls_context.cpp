@@ -105,6 +105,11 @@ SSL_CTX* make_ctx(const TlsConfig& cfg, const TlsCertificateConfig& cert, const 
   SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                SSL_OP_IGNORE_UNEXPECTED_EOF);
   if (SSL_CTX_set_cipher_list(ctx, kCiphers12) != 1) throw ConfigError("tls: cipher list: " + openssl_errors());
+  // Idle keep-alive connections give OpenSSL's record buffers back (as nginx does).
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  // Resumption by stateless tickets only: no server-side session cache (its memory and its lock,
+  // shared by every worker).
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_session_id_context(ctx, reinterpret_cast<const unsigned char*>("lunagate"), 8);
   SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
   SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);

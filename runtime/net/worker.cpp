@@ -39,6 +39,10 @@ Worker::Worker(unsigned id, const Config& initial, int access_log_fd, SharedStat
       engine_(std::make_unique<lua::Engine>()),
       shared_(shared) {
   headers_.reserve(initial.limits.max_headers + 1);
+  const char* results[] = {"ok", "failed", "timeout"};
+  for (int i = 0; i < 3; ++i)
+    tls_slots_[i] = metrics_.series("gateway_tls_handshakes_total", "TLS handshakes on client listeners by result.",
+                                    std::string("result=\"") + results[i] + "\"");
   if (initial.redis) remote_ = std::make_unique<redis::RemoteLimiter>(reactor_, *initial.redis, initial.workers);
 }
 

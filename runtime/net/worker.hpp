@@ -101,6 +101,9 @@ class Worker {
   }
   UpstreamPool& pool() { return pool_; }
   WorkerMetrics& metrics() { return metrics_; }
+  // gateway_tls_handshakes_total{result}: ok, failed (protocol, certificate, plain HTTP...), timeout
+  enum class TlsResult : std::uint8_t { ok, failed, timeout };
+  void tls_handshake_done(TlsResult r) { metrics_.add(tls_slots_[static_cast<int>(r)]); }
   AccessLog& access_log() { return access_log_; }
   TimerWheel& timers() { return timers_; }
   BufferPool& buffers() { return buffers_; }
@@ -140,6 +143,7 @@ class Worker {
   SharedState* shared_;  // process-wide, owned by the Gateway
   std::unique_ptr<redis::RemoteLimiter> remote_;
   std::vector<http::Header> headers_;
+  std::uint32_t tls_slots_[3] = {};
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_set<ClientConnection*> connections_;
   std::unordered_set<LogTask*> log_tasks_;

@@ -31,7 +31,8 @@ ClientConnection::ClientConnection(Worker& w, int fd, const sockaddr_storage& pe
     : w_(w), client_(w.reactor(), this) {
   if (client_.adopt(fd) && tls) {
     handshake_timeout_ms_ = tls->handshake_timeout_ms();
-    if (!client_.start_tls(tls)) client_.close();  // start() sees it closed
+    if (client_.start_tls(tls)) tls_handshaking_ = true;
+    else client_.close();  // start() sees it closed
   }
   const void* addr = peer.ss_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6&>(peer).sin6_addr)
                                                  : static_cast<const void*>(&reinterpret_cast<const sockaddr_in&>(peer).sin_addr);
@@ -78,6 +79,8 @@ void ClientConnection::provide_read_buffer(Stream&, char*& buf, std::size_t& len
 }
 
 void ClientConnection::on_tls_ready(Stream&) {
+  tls_handshaking_ = false;
+  w_.tls_handshake_done(Worker::TlsResult::ok);
   if (phase_ == Phase::idle) set_deadline(w_.limits().client_header_timeout.count());
 }
 
@@ -112,6 +115,10 @@ void ClientConnection::on_read(Stream&, int err, std::size_t n) {
     up_->stream.shutdown_send();
     if (upstream_eof_) close_now();
     return;
+  }
+  if (tls_handshaking_) {  // the handshake failed (err) or the client left during it
+    tls_handshaking_ = false;
+    w_.tls_handshake_done(Worker::TlsResult::failed);
   }
   if (err || n == 0) {
     // The client went away. Nothing can be answered; an upstream mid-exchange is not reusable.
@@ -508,6 +515,10 @@ void ClientConnection::drain() {
 void ClientConnection::abort() { close_now(); }
 
 void ClientConnection::on_timeout() {
+  if (tls_handshaking_) {
+    tls_handshaking_ = false;
+    w_.tls_handshake_done(Worker::TlsResult::timeout);
+  }
   switch (phase_) {
     case Phase::idle:
     case Phase::lingering:

@@ -230,6 +230,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   char client_ip_[48];
   std::uint8_t client_ip_len_ = 0;
   std::int64_t handshake_timeout_ms_ = 0;  // TLS listener: the first deadline
+  bool tls_handshaking_ = false;           // counted in gateway_tls_handshakes_total when it ends
 };
 
 }  // namespace lg

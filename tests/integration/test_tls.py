@@ -301,6 +301,32 @@ class TlsTest(unittest.TestCase):
             results = list(pool.map(one, range(50), timeout=60))
         self.assertEqual(results, [[200, 200, 200]] * 50)
 
+    def test_session_resumption(self):
+        """Stateless tickets (no server-side session cache): TLS 1.3 and 1.2 sessions resume."""
+        for flag in ("-tls1_3", "-tls1_2"):
+            sess = os.path.join(self.tmp, "sess" + flag + ".pem")
+            # a request answered with a close: the client is still there when the tickets come
+            rc, out, err = run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{self.gw.port}", flag, "-servername",
+                                "a.test", "-sess_out", sess, "-ign_eof"],
+                               input_bytes=b"GET /echo HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+            self.assertTrue(handshake_ok(out + err), out + err)
+            rc, text = s_client(self.gw.port, flag, "-servername", "a.test", "-sess_in", sess)
+            self.assertIn("Reused, TLSv1.", text, f"{flag}: not resumed")
+
+    def test_zy_handshake_metrics(self):
+        """gateway_tls_handshakes_total counts each result (the tests before this one made all three)."""
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=5) as s:  # one more failure
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            try:
+                s.recv(100)
+            except ConnectionResetError:
+                pass
+
+        def counted():
+            m = lgtest.get_metrics(self.gw.admin_port)
+            return all(lgtest.metric(m, "gateway_tls_handshakes_total", result=r) >= 1 for r in ("ok", "failed", "timeout"))
+        lgtest.wait_until(counted, 5, what="handshake results counted")
+
     def test_zz_certificate_reload(self):
         """A replaced certificate is served after the change is seen (inotify), without restart,
         while a keep-alive connection from before keeps working. A bad one keeps the old one."""
