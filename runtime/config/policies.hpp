@@ -52,9 +52,11 @@ struct JwtConfig {
   std::string consumer_claim = "sub";         // a consumer with this id is attached if present
 };
 
-// acl: by consumer groups (after key-auth or jwt).
+// acl: by consumer groups (after key-auth or jwt), and/or by the verified client certificate's
+// subject (RFC 2253 text, on a listener with client_ca). With both, both must pass.
 struct AclConfig {
   std::vector<std::string> allow, deny;
+  std::vector<std::string> subjects;
 };
 
 // ip-restriction: by client address (CIDRs); behind trusted proxies, X-Forwarded-For decides.

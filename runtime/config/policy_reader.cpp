@@ -96,8 +96,9 @@ void read_acl(Problems& p, const Value& v, AclConfig& c) {
   MapReader m(p, v);
   if (auto a = m.get("allow")) read_strings(p, *a, c.allow);
   if (auto d = m.get("deny")) read_strings(p, *d, c.deny);
+  if (auto s = m.get("subjects")) read_strings(p, *s, c.subjects);
   m.finish();
-  if (c.allow.empty() && c.deny.empty()) p.add(v.line, v.path, "acl needs allow or deny");
+  if (c.allow.empty() && c.deny.empty() && c.subjects.empty()) p.add(v.line, v.path, "acl needs allow, deny or subjects");
 }
 
 void read_ip(Problems& p, const Value& v, IpRestrictionConfig& c) {

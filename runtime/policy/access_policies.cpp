@@ -25,6 +25,10 @@ bool KeyAuth::apply(PolicyRequest& r) const {
 // ---- acl --------------------------------------------------------------------------------------
 
 bool Acl::apply(PolicyRequest& r) const {
+  if (!cfg_.subjects.empty() &&
+      std::find(cfg_.subjects.begin(), cfg_.subjects.end(), r.client_cert_subject) == cfg_.subjects.end())
+    return r.answer(403, "forbidden: client certificate not allowed");
+  if (cfg_.allow.empty() && cfg_.deny.empty()) return true;  // subjects only
   if (!r.consumer) return r.answer(403, "forbidden: no authenticated consumer");
   for (const std::string& g : cfg_.deny)
     if (r.consumer->in_group(g)) return r.answer(403, "forbidden: consumer group not allowed");

@@ -63,6 +63,7 @@ class ConsumerTable {
 struct PolicyRequest {
   // The request (views valid while the chain runs).
   std::string_view method, path, query, route, peer_ip;
+  std::string_view client_cert_subject;  // verified client certificate (TLS listeners), or ""
   const std::vector<http::Header>* headers = nullptr;
   SharedState* shared = nullptr;
   std::int64_t now_ms = 0;    // monotonic

@@ -22,6 +22,7 @@ bool ClientConnection::run_policies(const policy::RoutePolicies& rp) {
   r.query = head_.has_query ? head_.query : std::string_view{};
   r.route = route_->name;
   r.peer_ip = std::string_view(client_ip_, client_ip_len_);
+  r.client_cert_subject = client_cert_subject();
   r.headers = head_.headers;
   r.shared = w_.shared_state();
   r.now_ms = monotonic_ms();

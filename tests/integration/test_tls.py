@@ -404,6 +404,23 @@ class TlsTest(unittest.TestCase):
             rc, out, err = run(base + ["--cert", self.bad_cert, "--key", self.bad_key, url])
             self.assertNotEqual(rc, 0, "an unverifiable certificate was accepted: " + out)
 
+    def test_acl_by_client_certificate_subject(self):
+        cfg = MTLS_CONFIG.replace("client_ca: ca.pem", "client_ca: ca.pem\n      client_verify: optional").replace(
+            '  - { name: all, match: { path: "/*" }, upstream: app, scripts: [ subject ] }',
+            '  - { name: all, match: { path: "/*" }, upstream: app, scripts: [ subject ] }\n'
+            '  - { name: one, match: { path: "/one/*" }, upstream: app, strip_prefix: /one,\n'
+            '      policies: [ { acl: { subjects: [ "O=Lunagate Tests,CN=client one" ] } } ] }')
+        with lgtest.Backend("acl-app") as app, lgtest.Gateway(cfg, values={"APP_PORT": app.port}, extra_files={
+                "a.pem": read(self.a_cert), "a.key": read(self.a_key), "ca.pem": read(self.ca_cert),
+                "scripts/subject.lua": SUBJECT_SCRIPT}) as gw:
+            base = [CURL, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "--cacert", self.a_cert,
+                    "--resolve", f"a.test:{gw.port}:127.0.0.1"]
+            url = f"https://a.test:{gw.port}/one/echo"
+            rc, out, err = run(base + [url])
+            self.assertEqual((rc, out), (0, "403"), err)  # no certificate: no subject
+            rc, out, err = run(base + ["--cert", self.c_cert, "--key", self.c_key, url])
+            self.assertEqual((rc, out), (0, "200"), err)
+
     def test_config_errors(self):
         d = tempfile.mkdtemp(prefix="lg-tls-cfg-", dir=self.tmp)
         shutil.copy(self.a_cert, os.path.join(d, "a.pem"))
