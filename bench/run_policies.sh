@@ -12,6 +12,22 @@
 #                 + headers (remove X-Remove-Me)                  (bench/conf/lunagate_policies.yaml)
 #   nginx_lua_jwt nginx + LuaJIT HS256 JWT (Kong jwt plugin shape): the shared anchors'
 #                 conf/nginx_lua_jwt.conf + lua/gw_jwt.lua, master_process off
+# Redis rows (issue 4 point 9, Redis-backed limits; bench/run_redis.sh runs them with the native
+# and nginx_lua references and writes the `redis` section of RESULTS.md instead of `policies`):
+#   redis_exact   the native row with the rate-limit on `store: redis` (mode exact: one Redis
+#                 round trip per request) and a top-level `redis:` section
+#   redis_batch   the same with `mode: batch` (default batch size: min(limit / (4 x workers), 100)
+#                 = 100 for the huge limit, 1 for consumer-limited's 1/s)
+#   nginx_lua_redis nginx + LuaJIT, the bench policy with the limit in Redis (Kong `policy=redis`
+#                 shape: pipelined INCR + EXPIRE per request): the shared anchors'
+#                 conf/nginx_lua_redis.conf + lua/gw_policy_redis.lua (needs lua-nginx-redis)
+# With any Redis row selected the script starts one redis-server (--port REDIS_PORT --bind
+# 127.0.0.1 --save "" --appendonly no --daemonize no) on CPU $LOADGEN_CPU beside the backend and
+# stops it by PID at exit; FLUSHALL before each Redis row's functional check. lunagate's Redis rows
+# use `on_failure: closed`, so a Redis failure shows as a non-2xx answer, never as a silent bypass.
+# The wall clock also reads redis-server's CPU (/proc utime+stime) and Redis commands
+# (INFO total_commands_processed) per request; callgrind and strace passes record Redis commands
+# per request too (raw redis.tsv).
 # The nginx_native and nginx_lua_jwt rows need the shared anchors folder ($ANCHORS_DIR, default
 # ../shared/anchors beside the repo); without it they are skipped and only the anchors' published
 # figures are quoted.
@@ -36,7 +52,9 @@
 #   -C / -S / -W  skip callgrind / strace / wall clock
 # Environment: DURATION=8 ROUNDS=3 WARMUP=1 NOISE_MAX=15 MAX_TRIES=3 QUIET_MAX=10 QUIET_WAIT=60
 #   BACKEND_PORT=18511 PLAIN_PORT=18517 NATIVE_PORT=18512 NGINX_NATIVE_PORT=18513 NGINX_LUA_PORT=18514 JWT_PORT=18515
-#   NGINX_LUA_JWT_PORT=18516 ROWS="plain native nginx_native nginx_lua jwt nginx_lua_jwt"
+#   NGINX_LUA_JWT_PORT=18516 REDIS_EXACT_PORT=18518 REDIS_BATCH_PORT=18519 NGINX_LUA_REDIS_PORT=18520
+#   REDIS_PORT=18530 (or the next free port) REDIS_TIMEOUT=1s ROWS="plain native nginx_native nginx_lua jwt nginx_lua_jwt"
+#   (Redis rows: redis_exact redis_batch nginx_lua_redis) RESULTS_KEY=policies (run_redis.sh: redis)
 #   ANCHORS_DIR=../shared/anchors NGINX_MODDIR=/usr/lib/nginx/modules GW_CPU=1 LOADGEN_CPU=0
 #   NO_RESULTS=1 (do not touch bench/RESULTS.md)
 # Goals (issue 4 point 9): native policy <= 28,000 instructions/req (nginx native: 28,565), >= 1.2x
@@ -49,7 +67,7 @@ REQS=20000; BATCHES=3; CONNS=50; DO_CG=1; DO_ST=1; DO_WALL=1
 while getopts "n:k:c:CSWh" opt; do
   case $opt in
     n) REQS=$OPTARG;; k) BATCHES=$OPTARG;; c) CONNS=$OPTARG;; C) DO_CG=0;; S) DO_ST=0;; W) DO_WALL=0;;
-    *) sed -n '2,42p' "$0"; exit 0;;
+    *) sed -n '2,62p' "$0"; exit 0;;
   esac
 done
 DURATION=${DURATION:-8}; ROUNDS=${ROUNDS:-3}; WARMUP=${WARMUP:-1}
@@ -58,6 +76,12 @@ NOISE_MAX=${NOISE_MAX:-15}; MAX_TRIES=${MAX_TRIES:-3}
 GOAL_NATIVE_IR=28000; GOAL_NATIVE_RPS_X=1.2; GOAL_JWT_IR=45000
 # the shared anchors' published figures (../shared/anchors/README.md), quoted next to ours
 ANCHOR_NGINX_NATIVE_IR=28565; ANCHOR_NGINX_LUA_IR=31936; ANCHOR_NGINX_LUA_JWT_IR=65600; ANCHOR_HAPROXY_JWT_IR=81699
+# nginx + LuaJIT with a Redis round trip per request (issue 4 point 9; anchors README): Ir, syscalls,
+# req/s next to the anchors' nginx proxy (86,445) and nginx+LuaJIT local policy (73,037)
+ANCHOR_NGINX_LUA_REDIS_IR=73832; ANCHOR_NGINX_LUA_REDIS_SC=7.09; ANCHOR_NGINX_LUA_REDIS_RPS=35320
+ANCHOR_NGINX_PROXY_RPS=86445; ANCHOR_NGINX_LUA_RPS=73037
+GOAL_REDIS_RPS_X=0.8; GOAL_REDIS_SC=4.5
+RESULTS_KEY=${RESULTS_KEY:-policies}
 BACKEND_PORT=${BACKEND_PORT:-18511}
 MODDIR=${NGINX_MODDIR:-/usr/lib/nginx/modules}
 ANCHORS_DIR=${ANCHORS_DIR:-$(cd "$BENCH_DIR/../.." && pwd)/shared/anchors}
@@ -75,20 +99,37 @@ TOKEN=$(make_jwt "$JWT_SECRET"); BAD_TOKEN=$(make_jwt "wrong-secret-wrong-secret
 
 read -r -a ROWS <<< "${ROWS:-plain native nginx_native nginx_lua jwt nginx_lua_jwt}"
 declare -A ROW_PORT=([plain]=${PLAIN_PORT:-18517} [native]=${NATIVE_PORT:-18512} [nginx_native]=${NGINX_NATIVE_PORT:-18513}
-                     [nginx_lua]=${NGINX_LUA_PORT:-18514} [jwt]=${JWT_PORT:-18515} [nginx_lua_jwt]=${NGINX_LUA_JWT_PORT:-18516})
+                     [nginx_lua]=${NGINX_LUA_PORT:-18514} [jwt]=${JWT_PORT:-18515} [nginx_lua_jwt]=${NGINX_LUA_JWT_PORT:-18516}
+                     [redis_exact]=${REDIS_EXACT_PORT:-18518} [redis_batch]=${REDIS_BATCH_PORT:-18519}
+                     [nginx_lua_redis]=${NGINX_LUA_REDIS_PORT:-18520})
 declare -A ROW_LABEL=([plain]="lunagate, no policy (reference)" [native]="lunagate native policies (key-auth + rate-limit + headers)"
                       [nginx_native]="nginx native policy (map + limit_req)" [nginx_lua]="nginx + LuaJIT bench policy"
-                      [jwt]="lunagate native jwt HS256 (+ headers)" [nginx_lua_jwt]="nginx + LuaJIT JWT HS256")
-declare -A ROW_CHECK=([plain]=plain [native]=policy [nginx_native]=policy [nginx_lua]=policy [jwt]=jwt [nginx_lua_jwt]=jwt)
+                      [jwt]="lunagate native jwt HS256 (+ headers)" [nginx_lua_jwt]="nginx + LuaJIT JWT HS256"
+                      [redis_exact]="lunagate native policies, rate-limit store: redis, mode: exact"
+                      [redis_batch]="lunagate native policies, rate-limit store: redis, mode: batch"
+                      [nginx_lua_redis]="nginx + LuaJIT bench policy, Redis INCR+EXPIRE per request")
+declare -A ROW_CHECK=([plain]=plain [native]=policy [nginx_native]=policy [nginx_lua]=policy [jwt]=jwt [nginx_lua_jwt]=jwt
+                      [redis_exact]=policy [redis_batch]=policy [nginx_lua_redis]=policy)
+is_redis_row() { case $1 in redis_exact|redis_batch|nginx_lua_redis) return 0;; esac; return 1; }
 # the consumer each row must name upstream for the request below. lunagate's jwt policy attaches
 # the consumer whose id is the claim's value (consumer_claim: iss -> `issuer-1`); the anchors' Lua
 # looks `iss` up in a credential table that names consumer-1. Both are "iss -> consumer".
 declare -A ROW_CONSUMER=([plain]=none [native]=consumer-42 [nginx_native]=consumer-42 [nginx_lua]=consumer-42
-                         [jwt]=issuer-1 [nginx_lua_jwt]=consumer-1)
+                         [jwt]=issuer-1 [nginx_lua_jwt]=consumer-1 [redis_exact]=consumer-42 [redis_batch]=consumer-42
+                         [nginx_lua_redis]=consumer-42)
 # lunagate and the Lua policy answer 429 with Retry-After; nginx's limit_req sends none
-declare -A ROW_RETRY=([native]=1 [nginx_native]=0 [nginx_lua]=1)
+declare -A ROW_RETRY=([native]=1 [nginx_native]=0 [nginx_lua]=1 [redis_exact]=1 [redis_batch]=1 [nginx_lua_redis]=1)
 HDRS=(-H "apikey: key-0042" -H "X-Remove-Me: x" -H "Authorization: Bearer $TOKEN")
 POLICIES_NATIVE='[ { key-auth: { header: apikey } }, { rate-limit: { limit: 1000000000, per: 1s, consumers: { consumer-limited: [ { limit: 1, per: 1s, burst: 1 } ] } } }, { headers: { request: { remove: [ X-Remove-Me ] } } } ]'
+# the Redis rows: the native row's policies, the rate-limit's counters in Redis
+POLICIES_REDIS_EXACT='[ { key-auth: { header: apikey } }, { rate-limit: { limit: 1000000000, per: 1s, store: redis, mode: exact, consumers: { consumer-limited: [ { limit: 1, per: 1s, burst: 1 } ] } } }, { headers: { request: { remove: [ X-Remove-Me ] } } } ]'
+POLICIES_REDIS_BATCH='[ { key-auth: { header: apikey } }, { rate-limit: { limit: 1000000000, per: 1s, store: redis, mode: batch, consumers: { consumer-limited: [ { limit: 1, per: 1s, burst: 1 } ] } } }, { headers: { request: { remove: [ X-Remove-Me ] } } } ]'
+# on_failure closed: a Redis failure is a 503 (counted as an error), never an unchecked 200.
+# timeout 1s, not the default 50ms: redis-server shares CPU 0 with wrk and the backend on a machine
+# where other work runs too, and one 50 ms stall there turned the functional check's answers into
+# 503s; the deadline's value does not change the work per command.
+REDIS_TIMEOUT=${REDIS_TIMEOUT:-1s}
+REDIS_SECTION_TMPL="redis: { address: \"127.0.0.1:{REDIS_PORT}\", timeout: $REDIS_TIMEOUT, on_failure: closed }"
 POLICIES_JWT="[ { jwt: { keys: [ { kid: issuer-1, alg: HS256, secret: \"$JWT_SECRET\" } ], consumer_claim: iss } }, { headers: { request: { remove: [ X-Remove-Me ] } } } ]"
 
 need nginx h2load wrk valgrind callgrind_control callgrind_annotate strace taskset curl ss python3 openssl /usr/bin/time
@@ -106,13 +147,25 @@ for row in "${ROWS[@]}"; do
     nginx_lua_jwt)
       [ -f "$ANCHORS_DIR/conf/nginx_lua_jwt.conf" ] && [ -f "$ANCHORS_DIR/lua/gw_jwt.lua" ] || { SKIPPED+=("$row: no anchors nginx_lua_jwt.conf / gw_jwt.lua in $ANCHORS_DIR"); continue; }
       [ -f /usr/lib/x86_64-linux-gnu/lua/5.1/cjson.so ] || { SKIPPED+=("$row: no lua-cjson (apt-get install -y lua-cjson)"); continue; };;
+    nginx_lua_redis)
+      [ -f "$ANCHORS_DIR/conf/nginx_lua_redis.conf" ] && [ -f "$ANCHORS_DIR/lua/gw_policy_redis.lua" ] && [ -f "$ANCHORS_DIR/lua/gw_consumers.lua" ] || { SKIPPED+=("$row: no anchors nginx_lua_redis.conf / gw_policy_redis.lua / gw_consumers.lua in $ANCHORS_DIR"); continue; }
+      [ -f /usr/share/lua/5.1/nginx/redis.lua ] || { SKIPPED+=("$row: no lua-resty-redis (apt-get install -y lua-nginx-redis)"); continue; };;
   esac
+  if is_redis_row "$row"; then
+    command -v redis-server >/dev/null && command -v redis-cli >/dev/null || die "$row needs redis-server and redis-cli: apt-get install -y redis-server"
+  fi
   keep+=("$row")
 done
 ROWS=("${keep[@]}")
 for s in "${SKIPPED[@]}"; do log "skipping $s"; done
 ports=(); for row in "${ROWS[@]}"; do ports+=("${ROW_PORT[$row]}"); done
 check_ports_free "$BACKEND_PORT" "${ports[@]}"
+WITH_REDIS=0; for row in "${ROWS[@]}"; do is_redis_row "$row" && WITH_REDIS=1; done
+REDIS_PORT_WANT=${REDIS_PORT:-18530}; REDIS_PORT=0
+if [ $WITH_REDIS = 1 ]; then
+  REDIS_PORT=$REDIS_PORT_WANT
+  while ! port_free "$REDIS_PORT" || [[ " $BACKEND_PORT ${ports[*]} " == *" $REDIS_PORT "* ]]; do REDIS_PORT=$((REDIS_PORT + 1)); done
+fi
 
 TS=$(date +%Y%m%d-%H%M%S)
 OUT="$BENCH_DIR/out/policies-$TS"; RUN="$OUT/run"; KEEP_RUN=1
@@ -125,6 +178,8 @@ if [ -d "$ANCHORS_DIR" ]; then
   mkdir -p "$RUN/anchors/conf" "$RUN/anchors/lua"
   cp "$ANCHORS_DIR"/conf/nginx_common.inc "$ANCHORS_DIR"/conf/nginx_native_policy.conf "$ANCHORS_DIR"/conf/nginx_lua_jwt.conf "$RUN/anchors/conf/" 2>/dev/null || true
   cp "$ANCHORS_DIR"/lua/gw_jwt.lua "$RUN/anchors/lua/" 2>/dev/null || true
+  cp "$ANCHORS_DIR"/conf/nginx_lua_redis.conf "$RUN/anchors/conf/" 2>/dev/null || true
+  cp "$ANCHORS_DIR"/lua/gw_policy_redis.lua "$ANCHORS_DIR"/lua/gw_consumers.lua "$RUN/anchors/lua/" 2>/dev/null || true
 fi
 # the consumers (lunagate) and the key map (the anchors' nginx native row), same keys
 { for i in $(seq 1 1000); do printf '  - { id: consumer-%d, keys: [ key-%04d ] }\n' "$i" "$i"; done
@@ -134,11 +189,25 @@ fi
   echo "key-limited consumer-limited;"; } > "$RUN/apikeys.nginx.map"
 log "output -> $OUT"
 start_backend "$BACKEND_PORT"
+redis_cli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+redis_cmds() {  # commands redis-server has processed so far (INFO's count includes the INFO itself)
+  if [ $WITH_REDIS = 1 ]; then redis_cli INFO stats | awk -F: '/^total_commands_processed:/{gsub(/\r/,"",$2); print $2+0}'; else echo 0; fi
+}
+if [ $WITH_REDIS = 1 ]; then
+  # one redis-server for all Redis rows, beside the backend and the load generator; stopped by PID
+  mkdir -p "$RUN/redis"
+  start_bg redis "$LOADGEN_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize no --dir "$RUN/redis"
+  wait_port "$REDIS_PORT" 10 || { cat "$RUN/redis.log" >&2; die "redis-server did not listen on $REDIS_PORT"; }
+  [ "$(redis_cli PING)" = PONG ] || die "redis-server on $REDIS_PORT does not answer PING"
+  REDIS_VERSION=$(redis-server --version | awk '{print $3}' | sed 's/^v=//')
+  log "redis-server $REDIS_VERSION on 127.0.0.1:$REDIS_PORT (pid ${PIDS[redis]}, CPU $LOADGEN_CPU)"
+fi
 
 # ------------------------------------------------------------------ rows
 anchors_render() {  # anchors_render TEMPLATE NAME PORT OUT : the anchors' placeholders, as their lib.sh renders them
   sed -e "s|@ROOT@|$RUN/anchors|g" -e "s|@RUN@|$RUN|g" -e "s|@NAME@|$2|g" -e "s|@PORT@|$3|g" \
-      -e "s|@BACKEND_PORT@|$BACKEND_PORT|g" -e "s|@REDIS_PORT@|0|g" -e "s|@MODDIR@|$MODDIR|g" \
+      -e "s|@BACKEND_PORT@|$BACKEND_PORT|g" -e "s|@REDIS_PORT@|$REDIS_PORT|g" -e "s|@MODDIR@|$MODDIR|g" \
       -e "s|@JWT_SECRET@|$JWT_SECRET|g" -e 's/^master_process on;/master_process off;/' "$1" > "$4"
   sed -e "s|@RUN@|$RUN|g" -e "s|@NAME@|$2|g" "$RUN/anchors/conf/nginx_common.inc" > "$RUN/nginx_common_$2.inc"
   grep -q '^master_process off;' "$4" || die "$2: could not make $1 a single process"
@@ -156,15 +225,19 @@ row_cmd() {  # row_cmd ROW -> ROW_ARGS (array): the foreground command of ROW
       cfg="$RUN/nginx_native.conf"
       anchors_render "$RUN/anchors/conf/nginx_native_policy.conf" "$row" "$PORT_R" "$cfg"
       ROW_ARGS=(nginx -p "$RUN/" -e "$RUN/$row.startup.log" -c "$cfg");;
-    nginx_lua_jwt)
-      cfg="$RUN/nginx_lua_jwt.conf"
-      anchors_render "$RUN/anchors/conf/nginx_lua_jwt.conf" "$row" "$PORT_R" "$cfg"
+    nginx_lua_jwt|nginx_lua_redis)
+      cfg="$RUN/$row.conf"
+      anchors_render "$RUN/anchors/conf/$row.conf" "$row" "$PORT_R" "$cfg"
       ROW_ARGS=(nginx -p "$RUN/" -e "$RUN/$row.startup.log" -c "$cfg");;
-    plain|native|jwt)
+    plain|native|jwt|redis_exact|redis_batch)
       cfg="$RUN/lunagate_$row.yaml"
-      case $row in plain) pol="[]";; native) pol=$POLICIES_NATIVE;; *) pol=$POLICIES_JWT;; esac
+      rsec=""
+      case $row in plain) pol="[]";; native) pol=$POLICIES_NATIVE;; jwt) pol=$POLICIES_JWT;;
+        redis_exact) pol=$POLICIES_REDIS_EXACT;; redis_batch) pol=$POLICIES_REDIS_BATCH;; esac
+      is_redis_row "$row" && rsec=${REDIS_SECTION_TMPL//\{REDIS_PORT\}/$REDIS_PORT}
       render "$RUN/lunagate_policies.yaml" "$cfg.tmp"
-      awk -v f="$RUN/consumers.yaml" -v pol="$pol" '
+      awk -v f="$RUN/consumers.yaml" -v pol="$pol" -v rsec="$rsec" '
+        $0 == "{REDIS}" { if (rsec != "") print rsec; next }
         $0 == "{CONSUMERS}" { while ((getline l < f) > 0) print l; next }
         { i = index($0, "{POLICIES}"); if (i) $0 = substr($0, 1, i-1) pol substr($0, i+10); print }' "$cfg.tmp" > "$cfg"
       rm -f "$cfg.tmp"
@@ -187,8 +260,9 @@ start_row() {  # start_row ROW [WRAPPER...] -> PIDS[ROW]
 CHECKS="$OUT/checks.txt"; : > "$CHECKS"
 code_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@"; }
 check_row() {  # check_row ROW : fails the run if the row does not implement what it should
-  local row=$1 port=${ROW_PORT[$1]} url code codes="" retry="" i
+  local row=$1 port=${ROW_PORT[$1]} url code codes="" retry="" i c0
   url="http://127.0.0.1:$port"
+  if is_redis_row "$row"; then redis_cli FLUSHALL >/dev/null; c0=$(redis_cmds); fi
   curl -s --max-time 5 "${HDRS[@]}" "$url/echo" > "$RUN/echo_$row.json" || die "$row: /echo failed"
   python3 - "$RUN/echo_$row.json" "${ROW_CONSUMER[$row]}" "$row" "${ROW_CHECK[$row]}" >> "$CHECKS" <<'PY' || die "$row: functional check failed (see $CHECKS)"
 import json, sys
@@ -229,6 +303,10 @@ PY
   echo "$row: key-limited x3 -> $codes (Retry-After: ${retry:-none})" >> "$CHECKS"
   [[ " $codes " == *" 429 "* ]] || die "$row: key-limited got no 429 in 3 requests ($codes)"
   [ "${ROW_RETRY[$row]}" = 0 ] || [ -n "$retry" ] || die "$row: the 429 has no Retry-After"
+  if is_redis_row "$row"; then  # the limits live in Redis: it was asked, and holds the counters
+    echo "$row: Redis consulted: $(( $(redis_cmds) - c0 - 1 )) commands during the checks above; keys after FLUSHALL: $(redis_cli --scan | sort | tr '\n' ' ' | sed 's/ $//')" >> "$CHECKS"
+    [ -n "$(redis_cli --scan | head -1)" ] || die "$row: no key in Redis after the checks"
+  fi
 }
 
 # ------------------------------------------------------------------ (c) wall clock (as run_scripts.sh)
@@ -236,26 +314,31 @@ run_wrk() {  # run_wrk OUTFILE SECONDS PORT ; wrk's own CPU (user sys seconds) -
   /usr/bin/time -f "%U %S" -o "$1.cpu" taskset -c "$LOADGEN_CPU" \
     wrk -t1 -c"$CONNS" -d"$2"s --latency --timeout 5s "${HDRS[@]}" "http://127.0.0.1:$3/" > "$1" 2>&1 || true
 }
-measure() {  # measure ROUND ROW TRY -> "rps p50_us p99_us errors gw_us_per_req gw_cpu_pct noise_pct"
-  local r=$1 row=$2 t=$3 f pid g0 g1 b0 b1 m0 m1 e0 e1 rps p50 p99 err tool
+measure() {  # measure ROUND ROW TRY -> "rps p50_us p99_us errors gw_us_per_req gw_cpu_pct redis_us_per_req redis_cmds_per_req noise_pct"
+  local r=$1 row=$2 t=$3 f pid g0 g1 b0 b1 d0=0 d1=0 c0=0 c1=0 m0 m1 e0 e1 rps p50 p99 err tool
   f="$OUT/raw/wall_r${r}_${row}_try$t.wrk"; pid=${PIDS[$row]}
   [ "$WARMUP" -gt 0 ] && run_wrk "$f.warmup" "$WARMUP" "${ROW_PORT[$row]}"
+  # redis-server's CPU counts as ours (not foreign) whenever it runs; per request only for Redis rows
+  [ $WITH_REDIS = 1 ] && { c0=$(redis_cmds); d0=$(proc_ticks "${PIDS[redis]}"); }
   g0=$(proc_ticks "$pid"); b0=$(proc_ticks "${PIDS[backend]}"); m0=$(busy_ticks); e0=$(date +%s.%N)
   run_wrk "$f" "$DURATION" "${ROW_PORT[$row]}"
   g1=$(proc_ticks "$pid"); b1=$(proc_ticks "${PIDS[backend]}"); m1=$(busy_ticks); e1=$(date +%s.%N)
+  [ $WITH_REDIS = 1 ] && { d1=$(proc_ticks "${PIDS[redis]}"); c1=$(redis_cmds); }
   rps=$(awk '/^Requests\/sec:/{print $2}' "$f"); rps=${rps:-0}
   p50=$(awk '$1=="50%"{print $2}' "$f" | to_us); p99=$(awk '$1=="99%"{print $2}' "$f" | to_us)
   err=$(awk '/Non-2xx/{n+=$NF} /Socket errors/{gsub(/,/,""); n+=$4+$6+$8+$10} END{print n+0}' "$f")
   tool=$(awk '{print $1+$2}' "$f.cpu" 2>/dev/null || echo 0)
-  awk -v rps="$rps" -v p50="${p50:-NA}" -v p99="${p99:-NA}" -v err="$err" -v hz="$HZ" \
-      -v g="$((g1 - g0))" -v b="$((b1 - b0))" -v m="$((m1 - m0))" -v tool="$tool" -v e0="$e0" -v e1="$e1" 'BEGIN{
+  awk -v rps="$rps" -v p50="${p50:-NA}" -v p99="${p99:-NA}" -v err="$err" -v hz="$HZ" -v rr="$(is_redis_row "$row" && echo 1 || echo 0)" \
+      -v g="$((g1 - g0))" -v b="$((b1 - b0))" -v d="$((d1 - d0))" -v c="$((c1 - c0 - 1))" -v m="$((m1 - m0))" -v tool="$tool" -v e0="$e0" -v e1="$e1" 'BEGIN{
     el=e1-e0; if (el<=0) el=1
-    noise=m/hz-g/hz-b/hz-tool; if (noise<0) noise=0
-    printf "%s %s %s %s %s %.1f %.1f\n", rps, p50, p99, err, (rps>0)?sprintf("%.2f", 1e6*g/hz/(rps*el)):"NA", 100*g/hz/el, 100*noise/el }'
+    noise=m/hz-g/hz-b/hz-d/hz-tool; if (noise<0) noise=0
+    n=rps*el   # wrk counts requests over its own duration: close to el
+    printf "%s %s %s %s %s %.1f %s %s %.1f\n", rps, p50, p99, err, (rps>0)?sprintf("%.2f", 1e6*g/hz/n):"NA", 100*g/hz/el,
+      (rr && rps>0)?sprintf("%.2f", 1e6*d/hz/n):"NA", (rr && rps>0)?sprintf("%.4f", c/n):"NA", 100*noise/el }'
 }
 wall() {
   local r row t line best bestnoise noise waited
-  printf "round\trow\trps\tp50_us\tp99_us\terrors\tgw_us_per_req\tgw_cpu_pct\tnoise_pct\ttries\n" > "$OUT/wall.tsv"
+  printf "round\trow\trps\tp50_us\tp99_us\terrors\tgw_us_per_req\tgw_cpu_pct\tredis_us_per_req\tredis_cmds_per_req\tnoise_pct\ttries\n" > "$OUT/wall.tsv"
   for r in $(seq 1 "$ROUNDS"); do
     for row in "${ROWS[@]}"; do
       best=""; bestnoise=1e9
@@ -268,7 +351,7 @@ wall() {
         log "round $r $row: foreign CPU ${noise}% > ${NOISE_MAX}% (try $t/$MAX_TRIES)"
       done
       echo "$r $row $best $t" | tr ' ' '\t' >> "$OUT/wall.tsv"
-      log "wall round $r $(echo "$best" | awk -v n="$row" '{printf "%-9s %7.0f req/s  p50 %6sus  p99 %6sus  err %s  gw %s us/req (%s%% CPU)  noise %s%%", n, $1, $2, $3, $4, $5, $6, $7}')"
+      log "wall round $r $(echo "$best" | awk -v n="$row" '{printf "%-9s %7.0f req/s  p50 %6sus  p99 %6sus  err %s  gw %s us/req (%s%% CPU)  redis %s us/req %s cmd/req  noise %s%%", n, $1, $2, $3, $4, $5, $6, $7, $8, $9}')"
     done
   done
 }
@@ -279,6 +362,18 @@ paired() {  # paired COL ROW_A ROW_B : median over rounds of A/B from the same r
 }
 
 # ------------------------------------------------------------------ (a) callgrind, (b) strace (as run_scripts.sh)
+# Redis commands as INFO counts them: a script's own redis.call()s count as commands too, so the
+# per-command breakdown (INFO commandstats) shows the round trips (EVALSHA/EVAL, or INCR in the
+# Lua row) apart from the work inside the scripts.
+REDIS_C0=0
+redis_cmdstats() { redis_cli INFO commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/{sub(/^cmdstat_/,"",$1); print $1, $3}'; }
+redis_mark() { [ $WITH_REDIS = 1 ] && { redis_cmdstats > "$RUN/cmdstats.before"; REDIS_C0=$(redis_cmds); }; return 0; }
+redis_note() {  # redis_note ROW PASS REQS_2XX : Redis commands per request since redis_mark -> redis.tsv
+  is_redis_row "$1" || return 0
+  local c=$(( $(redis_cmds) - REDIS_C0 - 1 )) by   # minus the INFO stats of redis_mark (its INFO commandstats came before REDIS_C0)
+  by=$(redis_cmdstats | awk -v r="${3:-0}" 'NR==FNR{b[$1]=$2; next} { d=$2-b[$1]; if ($1=="info") d-=3; if (d>0 && r>0) printf "%s%s %.4f", (k++?", ":""), $1, d/r }' "$RUN/cmdstats.before" -)
+  printf "%s\t%s\t%s\t%s\t%s\t%s\n" "$1" "$2" "${3:-0}" "$c" "$(awk -v c="$c" -v r="${3:-0}" 'BEGIN{ if (r>0) printf "%.4f", c/r; else print "NA" }')" "${by:-none}" >> "$OUT/redis.tsv"
+}
 batch() {  # batch OUTFILE N PORT -> number of 2xx answers
   taskset -c "$LOADGEN_CPU" h2load --h1 -n "$2" -c "$CONNS" "${HDRS[@]}" "http://127.0.0.1:$3/" > "$1" 2>&1 || true
   awk '/^status codes:/{print $3+0}' "$1"
@@ -294,7 +389,9 @@ callgrind_pass() {
   for k in $(seq 1 "$BATCHES"); do
     callgrind_control -z "$pid" >/dev/null 2>&1 || die "callgrind_control -z $pid failed"
     before=$(ls "$RUN"/cg."$row".* 2>/dev/null | sort)
+    redis_mark
     ok=$(batch "$OUT/raw/$row.cg.$k" "$REQS" "$port")
+    redis_note "$row" "callgrind#$k" "$ok"
     [ "${ok:-0}" -eq "$REQS" ] || log "$row batch $k: only ${ok:-0} of $REQS answers were 2xx"
     callgrind_control --dump="batch$k" "$pid" >/dev/null 2>&1 || die "callgrind_control --dump $pid failed"
     last=$(comm -13 <(echo "$before") <(ls "$RUN"/cg."$row".* | sort))
@@ -316,7 +413,9 @@ strace_pass() {
   strace -f -c -q -o "$OUT/raw/$row.strace" -p "$pid" & spid=$!
   PIDS[strace]=$spid
   sleep 1
+  redis_mark
   ok=$(batch "$OUT/raw/$row.st" "$REQS" "$port")
+  redis_note "$row" strace "$ok"
   kill -INT "$spid"; wait "$spid" 2>/dev/null || true; unset "PIDS[strace]"
   stop_proc "$row"
   awk -v n="$row" -v r="${ok:-0}" '
@@ -351,6 +450,19 @@ top_self() {  # top_self ROW N -> markdown rows: self Ir/req, share, function
   annotate "$f" | awk -F'\t' -v r="$reqs" -v n="$2" '{t+=$1; ir[NR]=$1; fn[NR]=$2} END{
     for (i=1; i<=NR && i<=n; i++) { g=fn[i]; gsub(/\|/,"\\|",g); printf "| %.0f | %.1f%% | `%s` |\n", ir[i]/r, 100*ir[i]/t, g } }'
 }
+group_self() {  # group_self ROW -> "group<TAB>Ir/req" : self Ir per request by where it runs
+  local f="$OUT/raw/$1.callgrind"
+  [ -f "$f" ] || return 0
+  annotate "$f" | awk -F'\t' -v r="$(cat "$OUT/raw/$1.callgrind.reqs")" '{
+    g = "gateway code + libstdc++ + other"
+    if ($2 ~ /libhiredis/) g = "hiredis"; else if ($2 ~ /malloc\/|malloc\.c|arena\.c/) g = "malloc/free"
+    else if ($2 ~ /libcrypto/) g = "libcrypto"; else if ($2 ~ /\[libc\.so/) g = "libc (other)"
+    else if ($2 ~ /luajit|ngx_http_lua|\[\/usr\/sbin\/nginx\]/) g = "nginx/LuaJIT"
+    s[g] += $1 } END { for (g in s) printf "%s\t%.0f\n", g, s[g]/r }' | sort; }
+delta_groups() {  # delta_groups ROW BASE -> "group +N (row vs base), ..." sorted by the difference
+  join -t $'\t' -a1 -a2 -e 0 -o 0,1.2,2.2 <(group_self "$1") <(group_self "$2") |
+    awk -F'\t' '{printf "%d\t%s\t%s\t%s\n", $2-$3, $1, $2, $3}' | sort -t $'\t' -k1,1 -g -r |
+    awk -F'\t' '{printf "%s%s %+d (%s vs %s)", (NR>1)?", ":"", $2, $1, $3, $4}'; }
 delta_self() {  # delta_self ROW BASE N -> markdown rows: functions that cost more per request in ROW than in BASE
   local a="$OUT/raw/$1.callgrind" b="$OUT/raw/$2.callgrind"
   [ -f "$a" ] && [ -f "$b" ] || return 0
@@ -371,6 +483,7 @@ for row in "${ROWS[@]}"; do stop_proc "$row"; done
 
 printf "row\tbatch\treqs_2xx\tIr\tIr_per_req\n" > "$OUT/callgrind.tsv"
 printf "row\treqs_2xx\tsyscalls\tsyscalls_per_req\ttop_per_req\n" > "$OUT/strace.tsv"
+printf "row\tpass\treqs_2xx\tredis_cmds\tredis_cmds_per_req\tby_command_per_req\n" > "$OUT/redis.tsv"
 for row in "${ROWS[@]}"; do
   [ $DO_CG = 1 ] && callgrind_pass "$row"
   [ $DO_ST = 1 ] && strace_pass "$row"
@@ -382,35 +495,49 @@ cg_spread() { awk -F'\t' -v n="$1" 'NR>1 && $1==n && $5!="NA"{print $5}' "$OUT/c
   {a[NR]=$1} END{ if (!NR) {print "NA"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f%%", 100*(a[NR]-a[1])/m }'; }
 sc_per() { local v; v=$(awk -F'\t' -v n="$1" 'NR>1 && $1==n{print $4}' "$OUT/strace.tsv"); echo "${v:-NA}"; }
 sc_top() { awk -F'\t' -v n="$1" 'NR>1 && $1==n{print $5}' "$OUT/strace.tsv"; }
-ALL_ROWS=(plain native nginx_native nginx_lua jwt nginx_lua_jwt)
-declare -A IR RPS P50 P99 US GWP
-for row in "${ALL_ROWS[@]}"; do IR[$row]=NA; RPS[$row]=NA; P50[$row]=NA; P99[$row]=NA; US[$row]=NA; GWP[$row]=NA; done
+ALL_ROWS=(plain native nginx_native nginx_lua jwt nginx_lua_jwt redis_exact redis_batch nginx_lua_redis)
+declare -A IR RPS P50 P99 US GWP RUS RCMD
+for row in "${ALL_ROWS[@]}"; do IR[$row]=NA; RPS[$row]=NA; P50[$row]=NA; P99[$row]=NA; US[$row]=NA; GWP[$row]=NA; RUS[$row]=NA; RCMD[$row]=NA; done
 for row in "${ROWS[@]}"; do
   IR[$row]=$(cg_med "$row")
   if [ $DO_WALL = 1 ]; then
     RPS[$row]=$(wcol "$row" rps | median); P50[$row]=$(wcol "$row" p50_us | median)
     P99[$row]=$(wcol "$row" p99_us | median); US[$row]=$(wcol "$row" gw_us_per_req | median); GWP[$row]=$(wcol "$row" gw_cpu_pct | median)
+    RUS[$row]=$(wcol "$row" redis_us_per_req | median); RCMD[$row]=$(wcol "$row" redis_cmds_per_req | median)
   fi
 done
+# gateway + redis-server CPU per request (the Redis rows' whole limiting cost on this machine)
+sum_us() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="NA") print "NA"; else if (b=="NA") print a; else printf "%.2f", a+b }'; }
+rcmd_pass() {  # rcmd_pass ROW PASS-PREFIX -> median Redis commands/request over those passes
+  awk -F'\t' -v n="$1" -v p="$2" 'NR>1 && $1==n && index($2, p)==1 && $5!="NA"{print $5}' "$OUT/redis.tsv" | median; }
 ir_diff() { fmt_int "$(awk -v a="${IR[$1]}" -v b="${IR[$2]}" 'BEGIN{ if (a=="NA" || b=="NA") print "NA"; else print a-b }')"; }
 has_row() { [[ " ${ROWS[*]} " == *" $1 "* ]]; }
 pr() { if has_row "$2" && has_row "$3" && [ $DO_WALL = 1 ]; then paired "$1" "$2" "$3"; else echo NA; fi; }
 noisy_runs() { [ $DO_WALL = 1 ] || { echo "not measured"; return; }
-  awk -F'\t' -v m="$NOISE_MAX" 'NR>1 && $9>m{printf "%s%s r%s (%s%%)", (k++?", ":""), $2, $1, $9} END{if(!k) printf "none"}' "$OUT/wall.tsv"; }
-{
+  awk -F'\t' -v m="$NOISE_MAX" 'NR>1 && $11>m{printf "%s%s r%s (%s%%)", (k++?", ":""), $2, $1, $11} END{if(!k) printf "none"}' "$OUT/wall.tsv"; }
+report_common() {
   echo "Every request: \`GET /\` with \`apikey: key-0042\`, \`X-Remove-Me: x\` and \`Authorization: Bearer <the anchors' HS256 token, 149 bytes>\` (all rows alike), answered 200 \`{\"ok\":true}\` by build/lg-backend. Instructions: callgrind, h2load --h1 -n $REQS -c $CONNS, median of $BATCHES batches (after a 2,000-request warm-up). Syscalls: strace -f -c, one batch. Wall clock: wrk -t1 -c$CONNS -d${DURATION}s --latency, $ROUNDS rounds alternating the rows, median; before each run the script waits (up to ${QUIET_WAIT:-60} s) for the machine to go quiet and retries (up to $MAX_TRIES tries) a run during which other processes used more than ${NOISE_MAX}% of a CPU."
   echo
   echo "lunagate's rows (bench/conf/lunagate_policies.yaml, 1,002 consumers generated into the run's config):"
   echo
   echo "- native: \`policies: $POLICIES_NATIVE\`"
+  if [ "$RESULTS_KEY" = redis ]; then
+    echo "- redis_exact: \`policies: $POLICIES_REDIS_EXACT\`"
+    echo "- redis_batch: \`policies: $POLICIES_REDIS_BATCH\` (default batch: min(limit / (4 × workers), 100), at least 1: 100 for the 10⁹/s limit, 1 for consumer-limited's 1/s)"
+    echo "- both Redis rows: top-level \`${REDIS_SECTION_TMPL//\{REDIS_PORT\}/<port>}\` (\`closed\`: a Redis failure is a 503 counted as an error, never an unchecked 200; timeout $REDIS_TIMEOUT rather than the default 50ms because redis-server shares the saturated CPU $LOADGEN_CPU with wrk and the backend on a machine other work also uses: a 50 ms stall there once turned the functional check's answers into 503s); redis-server $REDIS_VERSION started by the script: \`redis-server --port <free port> --bind 127.0.0.1 --save \"\" --appendonly no --daemonize no\`, on CPU $LOADGEN_CPU with wrk and the backend, FLUSHALL before each Redis row's checks, stopped by PID at exit"
+    echo "- nginx_lua_redis: the shared anchors' conf/nginx_lua_redis.conf + lua/gw_policy_redis.lua (lua-resty-redis $(dpkg-query -W -f '${Version}' lua-nginx-redis 2>/dev/null || echo '?'); pipelined INCR + EXPIRE on a 1-second fixed window per request, cosocket keepalive pool), \`master_process off\`, the same redis-server"
+    echo "- notes: as in the policies section: key-auth hides \`apikey\` upstream, rate-limit adds \`RateLimit-*\` to every response."
+  else
   echo "- jwt: \`policies: $(echo "$POLICIES_JWT" | sed "s|$JWT_SECRET|{JWT_SECRET}|")\` (the token has no kid: the one HS256 key is used; no iat, so no max_lifetime)"
   echo "- notes: key-auth's \`hide_credentials\` defaults to true, so lunagate's native row also drops \`apikey\` upstream (the nginx rows forward it); rate-limit adds \`RateLimit-Limit/-Remaining/-Reset\` to every response (nginx native adds none); lunagate also adds X-Request-ID, traceparent and X-Forwarded-* as in every lunagate row. lunagate's jwt row names the consumer by the claim's value (\`consumer_claim: iss\` → X-Consumer-ID \`issuer-1\`, the consumer with that id attached); the anchors' Lua looks \`iss\` up in a credential table naming \`consumer-1\`."
+  fi
   [ ${#SKIPPED[@]} -gt 0 ] && { echo; echo "Skipped rows: $(printf '%s; ' "${SKIPPED[@]}" | sed 's/; $//') (compared against the anchors' published figures instead)."; }
   echo
   echo "Functional checks (before any load):"
   echo
   sed 's/^/- /' "$CHECKS"
   echo
+  if [ $WITH_REDIS = 0 ]; then
   echo "| row | instructions/req | spread | syscalls/req | req/s | p50 | p99 | gateway CPU µs/req | gateway CPU % | req/s per round |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
   for row in "${ROWS[@]}"; do
@@ -418,6 +545,17 @@ noisy_runs() { [ $DO_WALL = 1 ] || { echo "not measured"; return; }
       "$(cg_spread "$row")" "$(sc_per "$row")" "$(fmt_int "${RPS[$row]}")" "$(fmt_int "${P50[$row]}")" "$(fmt_int "${P99[$row]}")" \
       "${US[$row]}" "${GWP[$row]}" "$([ $DO_WALL = 1 ] && wcol "$row" rps | awk '{printf "%s%.0f", (NR>1)?", ":"", $1}')"
   done
+  else
+  echo "| row | gateway instructions/req | spread | gateway syscalls/req | Redis cmds/req | req/s | p50 | p99 | gateway CPU µs/req | gateway CPU % | redis-server CPU µs/req | req/s per round |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  for row in "${ROWS[@]}"; do
+    printf "| %s | %s | %s | %s | %s | %s | %s µs | %s µs | %s | %s | %s | %s |\n" "${ROW_LABEL[$row]}" "$(fmt_int "${IR[$row]}")" \
+      "$(cg_spread "$row")" "$(sc_per "$row")" "$(is_redis_row "$row" && rcmd_pass "$row" callgrind || echo –)" "$(fmt_int "${RPS[$row]}")" "$(fmt_int "${P50[$row]}")" "$(fmt_int "${P99[$row]}")" \
+      "${US[$row]}" "${GWP[$row]}" "$(is_redis_row "$row" && echo "${RUS[$row]}" || echo –)" "$([ $DO_WALL = 1 ] && wcol "$row" rps | awk '{printf "%s%.0f", (NR>1)?", ":"", $1}')"
+  done
+  fi
+}
+report_policies() {
   echo
   echo "Shared anchors' figures (../shared/anchors/README.md, their harness and backend): nginx native policy $(fmt_int $ANCHOR_NGINX_NATIVE_IR), nginx+LuaJIT policy $(fmt_int $ANCHOR_NGINX_LUA_IR), nginx+LuaJIT JWT HS256 $(fmt_int $ANCHOR_NGINX_LUA_JWT_IR), HAProxy native JWT $(fmt_int $ANCHOR_HAPROXY_JWT_IR) instructions/req."
   echo
@@ -463,23 +601,97 @@ noisy_runs() { [ $DO_WALL = 1 ] || { echo "not measured"; return; }
     echo "|---:|---:|---:|---|"
     delta_self "$row" plain 20
   done
+}
+report_redis() {
+  local row base n
+  echo
+  echo "Redis commands per request (INFO total_commands_processed over the pass / 2xx answers; it counts a script's own redis.call()s as commands, so the round trips are the EVALSHA/EVAL (lunagate) or INCR (nginx+Lua, pipelined with EXPIRE) of the breakdown): $(for row in redis_exact redis_batch nginx_lua_redis; do has_row "$row" || continue; printf '%s: callgrind %s, strace %s, wall %s; ' "$row" "$(rcmd_pass "$row" callgrind)" "$(rcmd_pass "$row" strace)" "${RCMD[$row]}"; done | sed 's/; $//')."
+  echo
+  echo "By command, per request (INFO commandstats, strace pass): $(for row in redis_exact redis_batch nginx_lua_redis; do has_row "$row" || continue; printf '%s: %s; ' "$row" "$(awk -F'\t' -v n="$row" 'NR>1 && $1==n && $2=="strace"{print $6}' "$OUT/redis.tsv")"; done | sed 's/; $//')."
+  echo
+  echo "Shared anchors' figures (../shared/anchors/README.md, their harness and backend): nginx + LuaJIT with a Redis round trip per request $(fmt_int $ANCHOR_NGINX_LUA_REDIS_IR) instructions/req, $ANCHOR_NGINX_LUA_REDIS_SC syscalls/req, $(fmt_int $ANCHOR_NGINX_LUA_REDIS_RPS) req/s = $(ratio $ANCHOR_NGINX_LUA_REDIS_RPS $ANCHOR_NGINX_PROXY_RPS)× their nginx proxy ($(fmt_int $ANCHOR_NGINX_PROXY_RPS)) and $(ratio $ANCHOR_NGINX_LUA_REDIS_RPS $ANCHOR_NGINX_LUA_RPS)× their nginx+LuaJIT local policy ($(fmt_int $ANCHOR_NGINX_LUA_RPS)); nginx+LuaJIT local policy $(fmt_int $ANCHOR_NGINX_LUA_IR) instructions/req."
+  echo
+  echo "Top syscalls per request: $(for row in "${ROWS[@]}"; do printf '%s: %s; ' "$row" "$(sc_top "$row")"; done | sed 's/; $//')."
+  echo
+  echo "Ratios (medians; paired = median over rounds of the ratio within one round; \"+ redis\" = gateway CPU + redis-server CPU per request):"
+  echo
+  for row in redis_exact redis_batch; do
+    has_row "$row" || continue
+    echo "- $row / native (local limits): instructions $(ratio "${IR[$row]}" "${IR[native]}") (+$(ir_diff "$row" native) per request), syscalls $(ratio "$(sc_per "$row")" "$(sc_per native)"), throughput **$(ratio "${RPS[$row]}" "${RPS[native]}")** (paired **$(pr rps "$row" native)**), p50 $(ratio "${P50[$row]}" "${P50[native]}"), p99 $(ratio "${P99[$row]}" "${P99[native]}") (paired $(pr p99_us "$row" native)), gateway CPU/req $(ratio "${US[$row]}" "${US[native]}") (paired $(pr gw_us_per_req "$row" native)), gateway + redis CPU/req $(ratio "$(sum_us "${US[$row]}" "${RUS[$row]}")" "${US[native]}")"
+  done
+  has_row nginx_lua_redis && echo "- nginx_lua_redis / nginx_lua (its local-limit policy): instructions $(ratio "${IR[nginx_lua_redis]}" "${IR[nginx_lua]}") (+$(ir_diff nginx_lua_redis nginx_lua) per request), syscalls $(ratio "$(sc_per nginx_lua_redis)" "$(sc_per nginx_lua)"), throughput $(ratio "${RPS[nginx_lua_redis]}" "${RPS[nginx_lua]}") (paired $(pr rps nginx_lua_redis nginx_lua)), p99 $(ratio "${P99[nginx_lua_redis]}" "${P99[nginx_lua]}"), gateway CPU/req $(ratio "${US[nginx_lua_redis]}" "${US[nginx_lua]}"), gateway + redis CPU/req $(ratio "$(sum_us "${US[nginx_lua_redis]}" "${RUS[nginx_lua_redis]}")" "${US[nginx_lua]}")"
+  for row in redis_exact redis_batch; do
+    has_row "$row" && has_row nginx_lua_redis || continue
+    echo "- $row / nginx_lua_redis: instructions $(ratio "${IR[$row]}" "${IR[nginx_lua_redis]}"), syscalls $(ratio "$(sc_per "$row")" "$(sc_per nginx_lua_redis)"), throughput $(ratio "${RPS[$row]}" "${RPS[nginx_lua_redis]}") (paired $(pr rps "$row" nginx_lua_redis)), p99 $(ratio "${P99[$row]}" "${P99[nginx_lua_redis]}"), gateway CPU/req $(ratio "${US[$row]}" "${US[nginx_lua_redis]}"), gateway + redis CPU/req $(ratio "$(sum_us "${US[$row]}" "${RUS[$row]}")" "$(sum_us "${US[nginx_lua_redis]}" "${RUS[nginx_lua_redis]}")")"
+  done
+  echo
+  echo "Goals (issue 4 point 9: Redis-backed limits ≥ ${GOAL_REDIS_RPS_X}× the throughput of local limits, ≤ ${GOAL_REDIS_SC} syscalls per request amortized; the verdict on throughput uses the paired ratio, the ratio of medians beside it):"
+  echo
+  for row in redis_exact redis_batch; do
+    has_row "$row" || continue
+    awk -v n="$row" -v a="${RPS[$row]}" -v b="${RPS[native]}" -v p="$(pr rps "$row" native)" -v x="$GOAL_REDIS_RPS_X" \
+        -v ga="${US[$row]}" -v gb="${US[native]}" 'BEGIN{
+      if (a=="NA" || b=="NA" || p=="NA") { printf "- %s >= %sx local-limit throughput: not measured\n", n, x; exit }
+      printf "- %s >= %sx local-limit throughput: %s (paired %.3fx, medians %.0f vs %.0f req/s = %.3fx; gateway CPU/req %.3fx)\n", n, x,
+        (p+0>=x)?"**met**":"**not met**", p, a, b, a/b, (gb>0)?ga/gb:0 }'
+    awk -v n="$row" -v s="$(sc_per "$row")" -v g="$GOAL_REDIS_SC" -v t="$(sc_top "$row")" -v a="$ANCHOR_NGINX_LUA_REDIS_SC" -v h="$(sc_per nginx_lua_redis)" 'BEGIN{
+      if (s=="NA") { printf "- %s <= %s syscalls/req: not measured\n", n, g; exit }
+      printf "- %s <= %s syscalls/req amortized: %s (%s: %s; nginx+Lua+Redis here %s, shared anchors %s)\n", n, g, (s+0<=g)?"**met**":"**not met**", s, t, h, a }'
+  done
+  for row in redis_exact redis_batch nginx_lua_redis; do
+    [ -f "$OUT/raw/$row.callgrind" ] || continue
+    case $row in nginx_lua_redis) n=15;; *) n=25;; esac
+    echo
+    echo "Where the $row row's instructions go (\`callgrind_annotate --inclusive=no\`, last batch, self Ir per request, top $n):"
+    echo
+    echo "| Ir/req | share | function |"
+    echo "|---:|---:|---|"
+    top_self "$row" "$n"
+  done
+  for row in redis_exact redis_batch nginx_lua_redis; do
+    case $row in nginx_lua_redis) base=nginx_lua;; *) base=native;; esac
+    [ -f "$OUT/raw/$row.callgrind" ] && [ -f "$OUT/raw/$base.callgrind" ] || continue
+    echo
+    echo "What the $row row adds over $base (local limits) (self Ir per request, $row − $base, top 20; $(ir_diff "$row" "$base") in all). By where it runs: $(delta_groups "$row" "$base")."
+    echo
+    echo "| added Ir/req | $row | $base | function |"
+    echo "|---:|---:|---:|---|"
+    delta_self "$row" "$base" 20
+  done
+  if [ $DO_WALL = 1 ]; then
+    echo
+    echo "Per round (req/s | gateway µs/req | redis-server µs/req | Redis cmds/req): $(awk -F'\t' 'NR>1{printf "%sr%s %s %.0f | %s | %s | %s", (NR>2)?"; ":"", $1, $2, $3, $7, $9, $10}' "$OUT/wall.tsv")."
+    echo "CPU $LOADGEN_CPU carries wrk, the backend and redis-server: in the Redis rows redis-server's CPU (column above) comes out of the load generator's CPU, which is already saturated, so those rows' req/s is also held down on the client side; the gateway CPU µs/req ratio is the throughput proxy that does not depend on it."
+  fi
+}
+report_tail() {
   echo
   echo "Per batch (Ir/req): $(awk -F'\t' 'NR>1{printf "%s%s #%s %s", (NR>2)?"; ":"", $1, $2, $5}' "$OUT/callgrind.tsv")."
-  [ $DO_WALL = 1 ] && echo "Wall-clock errors (non-2xx + socket errors) over all runs: $(awk -F'\t' 'NR>1{n+=$6} END{print n+0}' "$OUT/wall.tsv"); retries for noise: $(awk -F'\t' 'NR>1{n+=$10-1} END{print n+0}' "$OUT/wall.tsv"); kept runs with foreign CPU over ${NOISE_MAX}%: $(noisy_runs); median foreign CPU over kept runs: $(awk -F'\t' 'NR>1{print $9}' "$OUT/wall.tsv" | median)%."
+  [ $DO_WALL = 1 ] && echo "Wall-clock errors (non-2xx + socket errors) over all runs: $(awk -F'\t' 'NR>1{n+=$6} END{print n+0}' "$OUT/wall.tsv"); retries for noise: $(awk -F'\t' 'NR>1{n+=$12-1} END{print n+0}' "$OUT/wall.tsv"); kept runs with foreign CPU over ${NOISE_MAX}%: $(noisy_runs); median foreign CPU over kept runs: $(awk -F'\t' 'NR>1{print $11}' "$OUT/wall.tsv" | median)%."
   [ $DO_WALL = 1 ] && echo "Reading the wall clock: the machine's CPU is shared with other work (C++ builds during this run: see the retries above), and CPU $LOADGEN_CPU (wrk + backend) is saturated in every row while the gateway's CPU is not always (gateway CPU % column), so req/s and p99 are a two-sided race that swings ±15 % between rounds; the gateway CPU µs/req ratio is the steadier throughput proxy. Instructions and syscalls per request are unaffected by the noise."
-  echo "\`valgrind --version\`: $(valgrind --version), $(strace -V | sed -n 1p), h2load $(h2load --version | awk '{print $2}'), $(dpkg-query -W -f '${Package} ${Version}' libnginx-mod-http-lua 2>/dev/null), $(dpkg-query -W -f '${Package} ${Version}' libluajit2-5.1-2 2>/dev/null || true), $(dpkg-query -W -f '${Package} ${Version}' lua-cjson 2>/dev/null || true)."
+  echo "\`valgrind --version\`: $(valgrind --version), $(strace -V | sed -n 1p), h2load $(h2load --version | awk '{print $2}'), $(dpkg-query -W -f '${Package} ${Version}' libnginx-mod-http-lua 2>/dev/null), $(dpkg-query -W -f '${Package} ${Version}' libluajit2-5.1-2 2>/dev/null || true), $(dpkg-query -W -f '${Package} ${Version}' lua-cjson 2>/dev/null || true)$([ $WITH_REDIS = 1 ] && echo ", redis-server $REDIS_VERSION, $(dpkg-query -W -f '${Package} ${Version}' lua-nginx-redis 2>/dev/null || true)")."
+}
+{
+  report_common
+  if [ "$RESULTS_KEY" = redis ]; then report_redis; else report_policies; fi
+  report_tail
 } > "$OUT/policies.md"
 {
-  echo "## Native policies next to nginx (bench/run_policies.sh)"
+  if [ "$RESULTS_KEY" = redis ]; then
+    echo "## Redis-backed rate limits next to local limits and nginx+Lua+Redis (bench/run_redis.sh)"
+  else
+    echo "## Native policies next to nginx (bench/run_policies.sh)"
+  fi
   echo
   machine_facts
-  echo "- raw outputs: bench/out/policies-$TS/ (not in git): callgrind.tsv, strace.tsv, wall.tsv, checks.txt, raw/<row>.callgrind (last dump; \`callgrind_annotate --inclusive=no\` it)"
+  [ $WITH_REDIS = 1 ] && echo "- redis-server $REDIS_VERSION on CPU $LOADGEN_CPU beside the load generator and the backend"
+  echo "- raw outputs: bench/out/policies-$TS/ (not in git): callgrind.tsv, strace.tsv, wall.tsv, checks.txt$([ $WITH_REDIS = 1 ] && echo ", redis.tsv"), raw/<row>.callgrind (last dump; \`callgrind_annotate --inclusive=no\` it)"
   echo
   cat "$OUT/policies.md"
 } > "$OUT/summary.md"
 cat "$OUT/summary.md"
 if [ "${NO_RESULTS:-0}" != 1 ]; then
-  results_update policies "$OUT/summary.md"
-  log "refreshed the policies section of bench/RESULTS.md"
+  results_update "$RESULTS_KEY" "$OUT/summary.md"
+  log "refreshed the $RESULTS_KEY section of bench/RESULTS.md"
 fi
 log "done: $OUT"
