@@ -150,3 +150,24 @@ results_update() {  # results_update KEY FILE : put FILE between the KEY markers
   fi
   mv "$tmp" "$res"
 }
+
+# ---- shared by run_scripts.sh and run_policies.sh (they set OUT, LOADGEN_CPU, CONNS, HDRS) ----
+
+batch() {  # batch OUTFILE N PORT -> number of 2xx answers
+  taskset -c "$LOADGEN_CPU" h2load --h1 -n "$2" -c "$CONNS" "${HDRS[@]}" "http://127.0.0.1:$3/" > "$1" 2>&1 || true
+  awk '/^status codes:/{print $3+0}' "$1"
+}
+
+cg_med() { awk -F'\t' -v n="$1" 'NR>1 && $1==n && $5!="NA"{print $5}' "$OUT/callgrind.tsv" | median; }
+
+paired() {  # paired COL ROW_A ROW_B : median over rounds of A/B from the same round
+  awk -F'\t' -v c="$1" -v a="$2" -v b="$3" 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next}
+    $2==a{x[$1]=$k} $2==b{y[$1]=$k} END{for (r in x) if ((r in y) && y[r]+0>0 && x[r]!="NA") printf "%.4f\n", x[r]/y[r]}' "$OUT/wall.tsv" | median
+}
+
+run_wrk() {  # run_wrk OUTFILE SECONDS PORT ; wrk's own CPU (user sys seconds) -> OUTFILE.cpu
+  /usr/bin/time -f "%U %S" -o "$1.cpu" taskset -c "$LOADGEN_CPU" \
+    wrk -t1 -c"$CONNS" -d"$2"s --latency --timeout 5s "${HDRS[@]}" "http://127.0.0.1:$3/" > "$1" 2>&1 || true
+}
+
+wcol() { awk -F'\t' -v n="$1" -v c="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next} $2==n && $k!="NA"{print $k}' "$OUT/wall.tsv"; }

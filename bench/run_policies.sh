@@ -310,10 +310,6 @@ PY
 }
 
 # ------------------------------------------------------------------ (c) wall clock (as run_scripts.sh)
-run_wrk() {  # run_wrk OUTFILE SECONDS PORT ; wrk's own CPU (user sys seconds) -> OUTFILE.cpu
-  /usr/bin/time -f "%U %S" -o "$1.cpu" taskset -c "$LOADGEN_CPU" \
-    wrk -t1 -c"$CONNS" -d"$2"s --latency --timeout 5s "${HDRS[@]}" "http://127.0.0.1:$3/" > "$1" 2>&1 || true
-}
 measure() {  # measure ROUND ROW TRY -> "rps p50_us p99_us errors gw_us_per_req gw_cpu_pct redis_us_per_req redis_cmds_per_req noise_pct"
   local r=$1 row=$2 t=$3 f pid g0 g1 b0 b1 d0=0 d1=0 c0=0 c1=0 m0 m1 e0 e1 rps p50 p99 err tool
   f="$OUT/raw/wall_r${r}_${row}_try$t.wrk"; pid=${PIDS[$row]}
@@ -355,11 +351,6 @@ wall() {
     done
   done
 }
-wcol() { awk -F'\t' -v n="$1" -v c="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next} $2==n && $k!="NA"{print $k}' "$OUT/wall.tsv"; }
-paired() {  # paired COL ROW_A ROW_B : median over rounds of A/B from the same round
-  awk -F'\t' -v c="$1" -v a="$2" -v b="$3" 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next}
-    $2==a{x[$1]=$k} $2==b{y[$1]=$k} END{for (r in x) if ((r in y) && y[r]+0>0 && x[r]!="NA") printf "%.4f\n", x[r]/y[r]}' "$OUT/wall.tsv" | median
-}
 
 # ------------------------------------------------------------------ (a) callgrind, (b) strace (as run_scripts.sh)
 # Redis commands as INFO counts them: a script's own redis.call()s count as commands too, so the
@@ -373,10 +364,6 @@ redis_note() {  # redis_note ROW PASS REQS_2XX : Redis commands per request sinc
   local c=$(( $(redis_cmds) - REDIS_C0 - 1 )) by   # minus the INFO stats of redis_mark (its INFO commandstats came before REDIS_C0)
   by=$(redis_cmdstats | awk -v r="${3:-0}" 'NR==FNR{b[$1]=$2; next} { d=$2-b[$1]; if ($1=="info") d-=3; if (d>0 && r>0) printf "%s%s %.4f", (k++?", ":""), $1, d/r }' "$RUN/cmdstats.before" -)
   printf "%s\t%s\t%s\t%s\t%s\t%s\n" "$1" "$2" "${3:-0}" "$c" "$(awk -v c="$c" -v r="${3:-0}" 'BEGIN{ if (r>0) printf "%.4f", c/r; else print "NA" }')" "${by:-none}" >> "$OUT/redis.tsv"
-}
-batch() {  # batch OUTFILE N PORT -> number of 2xx answers
-  taskset -c "$LOADGEN_CPU" h2load --h1 -n "$2" -c "$CONNS" "${HDRS[@]}" "http://127.0.0.1:$3/" > "$1" 2>&1 || true
-  awk '/^status codes:/{print $3+0}' "$1"
 }
 callgrind_pass() {
   local row=$1 port=${ROW_PORT[$1]} pid k ok ir before last
@@ -490,7 +477,6 @@ for row in "${ROWS[@]}"; do
 done
 
 # ------------------------------------------------------------------ report
-cg_med() { awk -F'\t' -v n="$1" 'NR>1 && $1==n && $5!="NA"{print $5}' "$OUT/callgrind.tsv" | median; }
 cg_spread() { awk -F'\t' -v n="$1" 'NR>1 && $1==n && $5!="NA"{print $5}' "$OUT/callgrind.tsv" | sort -g | awk '
   {a[NR]=$1} END{ if (!NR) {print "NA"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f%%", 100*(a[NR]-a[1])/m }'; }
 sc_per() { local v; v=$(awk -F'\t' -v n="$1" 'NR>1 && $1==n{print $4}' "$OUT/strace.tsv"); echo "${v:-NA}"; }

@@ -135,10 +135,6 @@ PY
 }
 
 # ------------------------------------------------------------------ (c) wall clock
-run_wrk() {  # run_wrk OUTFILE SECONDS PORT ; wrk's own CPU (user sys seconds) -> OUTFILE.cpu
-  /usr/bin/time -f "%U %S" -o "$1.cpu" taskset -c "$LOADGEN_CPU" \
-    wrk -t1 -c"$CONNS" -d"$2"s --latency --timeout 5s "${HDRS[@]}" "http://127.0.0.1:$3/" > "$1" 2>&1 || true
-}
 measure() {  # measure ROUND ROW TRY -> "rps p50_us p99_us errors gw_us_per_req gw_cpu_pct noise_pct"
   local r=$1 row=$2 t=$3 f pid g0 g1 b0 b1 m0 m1 e0 e1 rps p50 p99 err tool
   f="$OUT/raw/wall_r${r}_${row}_try$t.wrk"; pid=${PIDS[$row]}
@@ -175,17 +171,8 @@ wall() {
     done
   done
 }
-wcol() { awk -F'\t' -v n="$1" -v c="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next} $2==n && $k!="NA"{print $k}' "$OUT/wall.tsv"; }
-paired() {  # paired COL ROW_A ROW_B : median over rounds of A/B from the same round
-  awk -F'\t' -v c="$1" -v a="$2" -v b="$3" 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next}
-    $2==a{x[$1]=$k} $2==b{y[$1]=$k} END{for (r in x) if ((r in y) && y[r]+0>0 && x[r]!="NA") printf "%.4f\n", x[r]/y[r]}' "$OUT/wall.tsv" | median
-}
 
 # ------------------------------------------------------------------ (a) callgrind, (b) strace
-batch() {  # batch OUTFILE N PORT -> number of 2xx answers
-  taskset -c "$LOADGEN_CPU" h2load --h1 -n "$2" -c "$CONNS" "${HDRS[@]}" "http://127.0.0.1:$3/" > "$1" 2>&1 || true
-  awk '/^status codes:/{print $3+0}' "$1"
-}
 callgrind_pass() {
   local row=$1 port=${ROW_PORT[$1]} pid k ok ir before last
   log "$row: starting under callgrind"
@@ -251,7 +238,6 @@ for row in "${ROWS[@]}"; do
 done
 
 # ------------------------------------------------------------------ report
-cg_med() { awk -F'\t' -v n="$1" 'NR>1 && $1==n && $5!="NA"{print $5}' "$OUT/callgrind.tsv" | median; }
 cg_spread() { awk -F'\t' -v n="$1" 'NR>1 && $1==n && $5!="NA"{print $5}' "$OUT/callgrind.tsv" | sort -g | awk '
   {a[NR]=$1} END{ if (!NR) {print "NA"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f%%", 100*(a[NR]-a[1])/m }'; }
 sc_per() { awk -F'\t' -v n="$1" 'NR>1 && $1==n{print $4}' "$OUT/strace.tsv"; }
