@@ -173,6 +173,11 @@ struct Gateway::Impl final : AdminBackend {
       }
       if (l.tls->client_ca) files.push_back(l.tls->client_ca->path);
     }
+    for (const UpstreamConfig& u : snapshot->config.upstreams) {  // upstream CAs and client certificates
+      if (!u.tls) continue;
+      for (const auto* f : {&u.tls->ca, &u.tls->cert, &u.tls->key})
+        if (*f) files.push_back((*f)->path);
+    }
     if (!watcher->watch(path, snapshot->scripts_dir, err, files)) spdlog::warn("watching for changes: {}", err);
   }
 

@@ -89,6 +89,19 @@ struct TargetConfig {
   std::uint32_t weight = 1;
 };
 
+// `upstreams.<name>.tls`: TLS to the targets (net/tls_context.cpp builds the client SSL_CTX per
+// snapshot).
+struct UpstreamTlsConfig {
+  enum class SniMode : std::uint8_t { automatic, name, host };
+  bool verify = true;                 // chain and host name (or IP) of the target's certificate
+  std::optional<ConfigFile> ca;       // absent: the system store
+  SniMode sni_mode = SniMode::automatic;  // automatic: the target's host if it is a name, else none
+  std::string sni;                    // SniMode::name
+  std::optional<ConfigFile> cert;     // client certificate (mTLS to the upstream), with key
+  std::optional<ConfigFile> key;
+  std::string origin;                 // "gw.yaml:12: upstreams.app.tls", for messages
+};
+
 struct UpstreamConfig {
   std::string name;
   std::vector<TargetConfig> targets;
@@ -101,6 +114,7 @@ struct UpstreamConfig {
   std::uint32_t keepalive_max_requests = 10000;
   std::uint32_t passive_failures = 3;          // consecutive failures that mark a target down
   Millis passive_down_for{10'000};
+  std::optional<UpstreamTlsConfig> tls;
 };
 
 enum Method : std::uint16_t {

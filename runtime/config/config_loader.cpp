@@ -263,7 +263,43 @@ void read_target(Problems& p, const Value& v, TargetConfig& t, bool& ok) {
   m.finish();
 }
 
-void read_upstream(Problems& p, const Value& v, UpstreamConfig& u) {
+void read_upstream_tls(Problems& p, const Value& v, const std::string& config_path, UpstreamTlsConfig& tls) {
+  MapReader m(p, v);
+  tls.origin = fmt::format("{}:{}: {}", config_path, v.line, v.path);
+  if (auto f = m.get("verify")) read_bool(p, *f, tls.verify);
+  if (auto f = m.get("ca")) {
+    ConfigFile cf;
+    if (read_file_ref(p, *f, config_path, cf)) tls.ca = std::move(cf);
+  }
+  if (auto f = m.get("sni")) {
+    std::string s;
+    if (read_string(p, *f, s)) {
+      if (s == "host") {
+        tls.sni_mode = UpstreamTlsConfig::SniMode::host;
+      } else if (s.empty() || s.size() > 253 || s.find_first_of(" \t/:[]@") != std::string::npos) {
+        p.add(f->line, f->path, fmt::format("expected a host name or host, got {}", quoted(s)));
+      } else {
+        tls.sni_mode = UpstreamTlsConfig::SniMode::name;
+        tls.sni = s;
+      }
+    }
+  }
+  auto cert = m.get("cert");
+  auto key = m.get("key");
+  if (cert) {
+    ConfigFile cf;
+    if (read_file_ref(p, *cert, config_path, cf)) tls.cert = std::move(cf);
+  }
+  if (key) {
+    ConfigFile cf;
+    if (read_file_ref(p, *key, config_path, cf)) tls.key = std::move(cf);
+  }
+  if (cert && !key) p.add(cert->line, cert->path, "needs key (the client certificate's private key)");
+  if (key && !cert) p.add(key->line, key->path, "needs cert (the client certificate)");
+  m.finish();
+}
+
+void read_upstream(Problems& p, const Value& v, const std::string& config_path, UpstreamConfig& u) {
   MapReader m(p, v);
   if (auto tv = m.required("targets")) {
     std::vector<Value> items;
@@ -322,6 +358,7 @@ void read_upstream(Problems& p, const Value& v, UpstreamConfig& u) {
     hm.unsupported("active", "health.active");
     hm.finish();
   }
+  if (auto t = m.get("tls")) read_upstream_tls(p, *t, config_path, u.tls.emplace());
   m.unsupported("circuit_breaker");
   m.unsupported("retries");
   m.finish();
@@ -335,7 +372,7 @@ void read_upstreams(Problems& p, const Value& v, Config& cfg, std::set<std::stri
     if (!name_ok) p.add(uv.line, uv.path, "invalid upstream name (use letters, digits, '_', '.', '-')");
     UpstreamConfig u;
     u.name = name;
-    read_upstream(p, uv, u);  // still checked, so all problems show up in one run
+    read_upstream(p, uv, cfg.path, u);  // still checked, so all problems show up in one run
     if (name_ok) cfg.upstreams.push_back(std::move(u));
   }
 }

@@ -128,6 +128,7 @@ std::shared_ptr<const Snapshot> build_snapshot(const std::string& path, std::uin
   Config cfg = load_config_text(text, path);
   auto snap = std::make_shared<Snapshot>(std::move(cfg), std::move(text), version);
   snap->listen_tls = build_listen_tls(snap->config);
+  snap->upstream_tls = build_upstream_tls(snap->config);
   return snap;
 }
 

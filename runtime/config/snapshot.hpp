@@ -16,6 +16,7 @@
 namespace lg {
 
 class TlsContext;
+class TlsClientContext;
 
 struct UpstreamGroup {
   const UpstreamConfig* config = nullptr;  // points into Snapshot::config
@@ -50,6 +51,8 @@ struct Snapshot {
   // Per listener (config.listen order): its TLS context, null for plain ones. Certificate files
   // are read with the snapshot, so a reload picks up new ones (net/tls_context.hpp).
   std::vector<std::shared_ptr<const TlsContext>> listen_tls;
+  // Per upstream group (config.upstreams order): its TLS client context, null for plain ones.
+  std::vector<std::shared_ptr<const TlsClientContext>> upstream_tls;
   std::string hash;                        // sha256 of the config file's bytes, hex
   std::chrono::system_clock::time_point loaded_at;
   std::uint64_t version = 0;               // 1 for the first snapshot, +1 per successful reload

@@ -20,7 +20,11 @@ namespace lg {
 
 class Stream;
 class TlsContext;
+class TlsClientContext;
 struct TlsSession;  // net/stream_tls.cpp: the OpenSSL state of a TLS stream
+}  // namespace lg
+struct ssl_st;  // SSL
+namespace lg {
 
 inline iovec make_iov(const void* p, std::size_t n) { return iovec{const_cast<void*>(p), n}; }
 
@@ -56,6 +60,12 @@ class Stream final : public IoHandler {
   // inside the first read (or write); a failed one completes that operation with EPROTO.
   // Reads and writes then carry plaintext; shutdown_send() sends close_notify first.
   bool start_tls(std::shared_ptr<const TlsContext> ctx);
+  // After a successful connect(): the stream is the client side of TLS. The handshake runs inside
+  // the next read (or write), on_tls_ready announces its end; a failed one completes that
+  // operation with EPROTO and tls_error() says why. `name` is sent as SNI (unless it is an IP
+  // literal) and, when the context verifies, is the name (or IP) the certificate must carry;
+  // empty: no SNI, and `ip` is verified instead.
+  bool start_tls_client(std::shared_ptr<const TlsClientContext> ctx, std::string_view name, std::string_view ip);
   void connect(const sockaddr* addr, socklen_t len);
   void read(char* buf, std::size_t len);
   // A read whose buffer is asked for (provide_read_buffer) only once bytes are there: an idle
@@ -79,6 +89,8 @@ class Stream final : public IoHandler {
   bool is_tls() const { return tls_ != nullptr; }
   // The verified client certificate's subject (RFC 2253), empty when there is none.
   std::string_view tls_peer_subject() const;
+  // Why the TLS handshake failed ("certificate verify failed: ..."), empty otherwise.
+  std::string_view tls_error() const;
 
  private:
   void on_io(std::uint32_t events) override;
@@ -96,6 +108,7 @@ class Stream final : public IoHandler {
   bool tls_do_write();
   void tls_on_io(std::uint32_t events);
   int tls_handshake();  // 1 done, 0 waiting for the socket, -1 failed
+  bool tls_attach(ssl_st* ssl);  // our BIO over fd_; takes the SSL
   void tls_shutdown();
   void tls_idle();  // a lazy read: the connection waits, its staging buffer can go
   void tls_free();

@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -28,6 +29,8 @@ namespace lg {
 struct TlsSession {
   SSL* ssl = nullptr;
   std::shared_ptr<const TlsContext> ctx;  // keeps the SNI callback's target alive
+  std::shared_ptr<const TlsClientContext> client_ctx;  // client side (upstream connections)
+  std::string error;            // why the handshake failed
   bool established = false;
   bool failed = false;
   bool shutdown_sent = false;
@@ -112,6 +115,21 @@ int ssl_errno(int ssl_err) {
   return EPROTO;
 }
 
+// Client side (upstream connections): why the connection failed, for the log.
+void note_client_error(TlsSession& t, const char* closed) {
+  if (!t.client_ctx || !t.error.empty()) return;
+  const long vr = SSL_get_verify_result(t.ssl);
+  if (vr != X509_V_OK) {
+    t.error = std::string("certificate verify failed: ") + X509_verify_cert_error_string(vr);
+  } else if (const unsigned long e = ERR_peek_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    t.error = buf;
+  } else {
+    t.error = t.eof || errno == 0 ? closed : std::strerror(errno);
+  }
+}
+
 std::string verified_subject(SSL* ssl) {
   X509* peer = SSL_get0_peer_certificate(ssl);
   if (!peer || SSL_get_verify_result(ssl) != X509_V_OK) return {};
@@ -128,14 +146,10 @@ std::string verified_subject(SSL* ssl) {
 }
 }  // namespace
 
-bool Stream::start_tls(std::shared_ptr<const TlsContext> ctx) {
-  if (fd_ < 0 || !ctx) return false;
-  SSL* ssl = SSL_new(ctx->default_ctx());
-  if (!ssl) return false;
+bool Stream::tls_attach(SSL* ssl) {
   auto* t = new TlsSession;
   t->ssl = ssl;
   t->fd = fd_;
-  t->ctx = std::move(ctx);
   BIO* bio = BIO_new(fd_bio_method());
   if (!bio) {
     delete t;
@@ -144,12 +158,50 @@ bool Stream::start_tls(std::shared_ptr<const TlsContext> ctx) {
   BIO_set_data(bio, t);
   SSL_set_bio(ssl, bio, bio);  // the SSL owns it now
   SSL_set_read_ahead(ssl, 1);
-  SSL_set_accept_state(ssl);
   tls_ = t;
   return true;
 }
 
+bool Stream::start_tls(std::shared_ptr<const TlsContext> ctx) {
+  if (fd_ < 0 || !ctx || tls_) return false;
+  SSL* ssl = SSL_new(ctx->default_ctx());
+  if (!ssl) return false;
+  if (!tls_attach(ssl)) return false;
+  tls_->ctx = std::move(ctx);
+  SSL_set_accept_state(ssl);
+  return true;
+}
+
+bool Stream::start_tls_client(std::shared_ptr<const TlsClientContext> ctx, std::string_view name, std::string_view ip) {
+  if (fd_ < 0 || !ctx || tls_) return false;
+  ERR_clear_error();
+  SSL* ssl = SSL_new(ctx->ctx());
+  if (!ssl) return false;
+  const std::string n(name), a(ip);
+  const bool name_is_ip = !n.empty() && is_ip_literal(n);
+  bool ok = true;
+  if (!n.empty() && !name_is_ip) ok &= SSL_set_tlsext_host_name(ssl, n.c_str()) == 1;
+  if (ctx->verify()) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (!n.empty() && !name_is_ip) ok &= X509_VERIFY_PARAM_set1_host(param, n.c_str(), n.size()) == 1;
+    else if (!n.empty()) ok &= X509_VERIFY_PARAM_set1_ip_asc(param, n.c_str()) == 1;
+    else if (!a.empty()) ok &= X509_VERIFY_PARAM_set1_ip_asc(param, a.c_str()) == 1;
+  }
+  if (!ok) {
+    SSL_free(ssl);
+    ERR_clear_error();
+    return false;
+  }
+  if (!tls_attach(ssl)) return false;  // (freed the SSL)
+  tls_->client_ctx = std::move(ctx);
+  SSL_set_connect_state(ssl);
+  readable_ = true;  // the next read starts the handshake (sends the ClientHello)
+  return true;
+}
+
 std::string_view Stream::tls_peer_subject() const { return tls_ ? std::string_view(tls_->subject) : std::string_view(); }
+std::string_view Stream::tls_error() const { return tls_ ? std::string_view(tls_->error) : std::string_view(); }
 
 void Stream::tls_free() {
   delete tls_;
@@ -171,10 +223,14 @@ int Stream::tls_handshake() {
   switch (SSL_get_error(t.ssl, r)) {
     case SSL_ERROR_WANT_READ: readable_ = false; return 0;
     case SSL_ERROR_WANT_WRITE: writable_ = false; return 0;
-    default:
+    case SSL_ERROR_SYSCALL:
+    case SSL_ERROR_SSL:
+    default: {
       t.failed = true;  // a plain-HTTP client, no shared version or suite, a refused certificate...
+      note_client_error(t, "connection closed during the handshake");
       ERR_clear_error();
       return -1;
+    }
   }
 }
 
@@ -241,7 +297,10 @@ bool Stream::tls_do_read() {
     }
     rd_n_ = 0;
     rd_err_ = e == SSL_ERROR_ZERO_RETURN ? 0 : ssl_errno(e);  // close_notify (or a bare FIN) is EOF
-    if (rd_err_) t.failed = true;
+    if (rd_err_) {
+      t.failed = true;
+      note_client_error(t, "connection closed");  // (a TLS 1.3 server refuses our certificate here)
+    }
     ERR_clear_error();
   }
   rd_done_ = true;

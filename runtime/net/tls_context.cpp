@@ -4,6 +4,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <arpa/inet.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -179,6 +181,61 @@ TlsContext::TlsContext(const TlsConfig& cfg) : handshake_timeout_ms_(cfg.handsha
 
 TlsContext::~TlsContext() {
   for (SSL_CTX* c : ctxs_) SSL_CTX_free(c);  // connections still using one hold their own reference
+}
+
+bool is_ip_literal(std::string_view host) {
+  if (host.empty() || host.size() >= 64) return false;
+  const std::string h(host);
+  unsigned char buf[16];
+  return inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1;
+}
+
+TlsClientContext::TlsClientContext(const UpstreamTlsConfig& cfg)
+    : verify_(cfg.verify), sni_mode_(cfg.sni_mode), sni_(cfg.sni) {
+  ERR_clear_error();
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx) throw ConfigError(cfg.origin + ": SSL_CTX_new failed: " + openssl_errors());
+  struct Guard {
+    SSL_CTX* c;
+    ~Guard() { if (c) SSL_CTX_free(c); }
+  } guard{ctx};
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+  if (SSL_CTX_set_cipher_list(ctx, kCiphers12) != 1) throw ConfigError(cfg.origin + ": cipher list: " + openssl_errors());
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  static const unsigned char kAlpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn);
+  if (cfg.ca) {
+    check_readable(*cfg.ca);
+    if (SSL_CTX_load_verify_locations(ctx, cfg.ca->path.c_str(), nullptr) != 1)
+      fail(*cfg.ca, "no CA certificate could be loaded (" + openssl_errors() + ")");
+  } else if (cfg.verify && SSL_CTX_set_default_verify_paths(ctx) != 1) {
+    throw ConfigError(cfg.origin + ": the system CA store could not be loaded: " + openssl_errors());
+  }
+  SSL_CTX_set_verify(ctx, cfg.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  SSL_CTX_set_verify_depth(ctx, 8);
+  if (cfg.cert && cfg.key) {
+    check_readable(*cfg.cert);
+    check_readable(*cfg.key);
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg.key->path.c_str(), SSL_FILETYPE_PEM) != 1)
+      fail(*cfg.key, "not a PEM private key (" + openssl_errors() + ")");
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg.cert->path.c_str()) != 1)
+      fail(*cfg.cert, "not a PEM certificate chain (" + openssl_errors() + ")");
+    if (SSL_CTX_check_private_key(ctx) != 1) fail(*cfg.key, "key does not match the certificate " + cfg.cert->path);
+  }
+  ctx_ = ctx;
+  guard.c = nullptr;
+}
+
+TlsClientContext::~TlsClientContext() {
+  if (ctx_) SSL_CTX_free(ctx_);
+}
+
+std::vector<std::shared_ptr<const TlsClientContext>> build_upstream_tls(const Config& cfg) {
+  std::vector<std::shared_ptr<const TlsClientContext>> out;
+  for (const UpstreamConfig& u : cfg.upstreams)
+    out.push_back(u.tls ? std::make_shared<const TlsClientContext>(*u.tls) : nullptr);
+  return out;
 }
 
 std::vector<std::shared_ptr<const TlsContext>> build_listen_tls(const Config& cfg) {

@@ -45,6 +45,35 @@ class TlsContext {
   std::int64_t handshake_timeout_ms_ = 10'000;
 };
 
+// TLS client settings of one upstream group (`upstreams.<name>.tls`), built per snapshot: one
+// SSL_CTX (TLS 1.2+, the CA store, the optional client certificate). The per-connection parts
+// (SNI, the name or IP to verify) are set on each SSL by Stream::start_tls_client.
+class TlsClientContext {
+ public:
+  // Loads the CA and the client certificate; throws ConfigError naming "file:line: key".
+  explicit TlsClientContext(const UpstreamTlsConfig& cfg);
+  ~TlsClientContext();
+  TlsClientContext(const TlsClientContext&) = delete;
+  TlsClientContext& operator=(const TlsClientContext&) = delete;
+
+  ssl_ctx_st* ctx() const { return ctx_; }
+  bool verify() const { return verify_; }
+  UpstreamTlsConfig::SniMode sni_mode() const { return sni_mode_; }
+  const std::string& sni() const { return sni_; }
+
+ private:
+  ssl_ctx_st* ctx_ = nullptr;
+  bool verify_ = true;
+  UpstreamTlsConfig::SniMode sni_mode_ = UpstreamTlsConfig::SniMode::automatic;
+  std::string sni_;
+};
+
+// One client context per upstream group (null for plain ones), in config.upstreams order.
+std::vector<std::shared_ptr<const TlsClientContext>> build_upstream_tls(const Config& cfg);
+
+// Whether `host` is an IPv4 or IPv6 literal (never sent as SNI; verified as an IP address).
+bool is_ip_literal(std::string_view host);
+
 // One context per listener (null for plain listeners), in config.listen order.
 std::vector<std::shared_ptr<const TlsContext>> build_listen_tls(const Config& cfg);
 

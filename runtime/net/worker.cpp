@@ -93,7 +93,8 @@ void Worker::install(std::shared_ptr<const Snapshot> s) {
   for (std::size_t g = 0; g < snap.upstreams.size(); ++g) {
     const UpstreamConfig& cfg = *snap.upstreams[g].config;
     WorkerGroup& wg = p->groups[g];
-    for (const TargetConfig& t : cfg.targets) wg.targets.push_back(pool_.target_for(t, cfg));
+    const auto tls = g < snap.upstream_tls.size() ? snap.upstream_tls[g] : nullptr;
+    for (const TargetConfig& t : cfg.targets) wg.targets.push_back(pool_.target_for(t, cfg, tls));
     wg.view.resize(wg.targets.size());
     // Stagger the cursors: worker k starts k picks in, so N workers do not all send their first
     // requests to the same target.

@@ -56,10 +56,12 @@ void SubRequest::try_target() {
   head_.clear();
   head_.append(call_.method).append(" ").append(call_.path).append(" HTTP/1.1\r\n");
   bool host_set = false;
+  std::string_view client_host;  // for `tls: { sni: host }`
   for (const auto& [n, v] : call_.headers) {
     if (http::iequals(n, "host")) {
       head_.append("Host: ").append(v).append("\r\n");
       host_set = true;
+      client_host = v;
       continue;
     }
     if (hop_by_hop(n) || http::iequals(n, "x-request-id")) continue;
@@ -70,7 +72,8 @@ void SubRequest::try_target() {
   if (call_.has_body || call_.method == "POST" || call_.method == "PUT" || call_.method == "PATCH")
     head_.append("Content-Length: ").append(std::to_string(call_.body.size())).append("\r\n");
   head_.append("\r\n");
-  if (UpstreamConnection* pooled = w_.pool().take_idle(*target_)) {
+  const std::string tls_name = target_->tls ? target_->tls_name(client_host) : std::string();
+  if (UpstreamConnection* pooled = w_.pool().take_idle(*target_, tls_name)) {
     up_ = pooled;
     up_->owner = this;
     up_->requests++;
@@ -82,7 +85,7 @@ void SubRequest::try_target() {
   up_->owner = this;
   up_->requests++;
   target_->active++;
-  up_->connect();
+  up_->connect(client_host);
 }
 
 void SubRequest::on_upstream_connected(int err) {

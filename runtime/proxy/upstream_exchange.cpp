@@ -48,7 +48,10 @@ void ClientConnection::start_upstream() {
   head_sent_ = false;
   resp_scan_.reset();
   t_upstream_ = std::chrono::steady_clock::now();
-  if (UpstreamConnection* pooled = w_.pool().take_idle(*target_)) {
+  // TLS with `sni: host`: the client's Host names the upstream (when it is forwarded).
+  const std::string_view client_host = target_->tls && route_->preserve_host ? head_.host : std::string_view();
+  const std::string tls_name = target_->tls ? target_->tls_name(client_host) : std::string();
+  if (UpstreamConnection* pooled = w_.pool().take_idle(*target_, tls_name)) {
     attach_upstream(pooled, true);
     send_request_part();
     return;
@@ -56,7 +59,7 @@ void ClientConnection::start_upstream() {
   attach_upstream(new UpstreamConnection(w_, *target_), false);
   phase_ = Phase::connecting;
   set_deadline(connect_timeout_ms());
-  up_->connect();
+  up_->connect(client_host);
 }
 
 void ClientConnection::attach_upstream(UpstreamConnection* uc, bool pooled) {

@@ -1,8 +1,12 @@
-// One TCP connection to an upstream target. While pooled it keeps a read pending, so a target
+// One TCP connection to an upstream target (TLS for a group with `tls`: the handshake follows
+// the TCP connect, and only its end counts as connected). While pooled it keeps a read pending, so a target
 // that closes an idle connection is noticed at once (the read completes) and the connection
 // is dropped; when a request takes it, that same pending read delivers the response.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
 
 #include "net/buffer.hpp"
 #include "net/stream.hpp"
@@ -10,6 +14,7 @@
 
 namespace lg {
 
+class TlsClientContext;
 class Worker;
 struct TargetState;
 
@@ -32,7 +37,9 @@ class UpstreamConnection final : public Timed, public StreamUser {
   UpstreamConnection(Worker& w, TargetState& target);
   ~UpstreamConnection() override;
 
-  void connect();     // completion -> owner->on_upstream_connected
+  // TCP connect, then the TLS handshake when the target has a TLS context; completion (after
+  // both) -> owner->on_upstream_connected. `client_host`: the client's Host, for `sni: host`.
+  void connect(std::string_view client_host = {});
   void start_read();  // no-op if a read is already pending; completion -> owner or idle check
   void write(iovec* iov, std::size_t n) { stream.write(iov, n); }  // iov stays valid until done
   void write_buffer(const void* p, std::size_t n) { stream.write_buffer(p, n); }
@@ -50,11 +57,17 @@ class UpstreamConnection final : public Timed, public StreamUser {
   State state = State::connecting;
   bool reused = false;            // taken from the pool (a failure may be a stale close: retry)
   std::uint32_t requests = 0;
+  std::shared_ptr<const TlsClientContext> tls;  // the context it was made with (null: plain)
+  std::string tls_name;           // the SNI / verified name it was made for (pool matching)
 
  private:
   void on_read(Stream& s, int err, std::size_t n) override;
   void on_written(Stream& s, int err) override;
   void on_connected(Stream& s, int err) override;
+  void on_tls_ready(Stream& s) override;
+  static void deferred_tls_ready(void* self);
+  void handshake_failed(int err);
+  bool handshaking_ = false;
   std::uint32_t refs_ = 1;  // the creator's reference
 };
 

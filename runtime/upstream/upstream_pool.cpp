@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "net/timer_wheel.hpp"
+#include "net/tls_context.hpp"
 #include "net/worker.hpp"
 #include "upstream/upstream_connection.hpp"
 
@@ -13,11 +14,45 @@ namespace lg {
 
 UpstreamPool::~UpstreamPool() { close_all_idle(); }
 
-TargetState* UpstreamPool::target_for(const TargetConfig& t, const UpstreamConfig& group) {
-  auto& slot = targets_[t.address.text];
+namespace {
+// "name:port" / "[v6]:port" as written -> the host part.
+std::string_view written_host(std::string_view text) {
+  if (!text.empty() && text.front() == '[') {
+    const std::size_t close = text.find(']');
+    return close == std::string_view::npos ? text : text.substr(1, close - 1);
+  }
+  const std::size_t colon = text.rfind(':');
+  return colon == std::string_view::npos ? text : text.substr(0, colon);
+}
+
+std::string_view without_port(std::string_view host) {
+  if (!host.empty() && host.front() == '[') return written_host(host);
+  const std::size_t colon = host.rfind(':');
+  if (colon != std::string_view::npos && host.find(':') == colon) host = host.substr(0, colon);
+  return host;
+}
+}  // namespace
+
+std::string TargetState::tls_name(std::string_view client_host) const {
+  if (!tls) return {};
+  switch (tls->sni_mode()) {
+    case UpstreamTlsConfig::SniMode::name: return tls->sni();
+    case UpstreamTlsConfig::SniMode::host:
+      if (!client_host.empty()) return std::string(without_port(client_host));
+      return host_name;
+    default: return host_name;
+  }
+}
+
+TargetState* UpstreamPool::target_for(const TargetConfig& t, const UpstreamConfig& group,
+                                      std::shared_ptr<const TlsClientContext> tls) {
+  auto& slot = targets_[tls ? "tls/" + group.name + "/" + t.address.text : t.address.text];
   if (!slot) {
     slot = std::make_unique<TargetState>();
     slot->key = t.address.text;
+    slot->host_ip = t.address.host;
+    const std::string_view written = written_host(t.address.text);
+    if (!is_ip_literal(written)) slot->host_name = std::string(written);
     // The loader resolved the host to a numeric literal; parse it once per worker.
     auto* v4 = reinterpret_cast<sockaddr_in*>(&slot->addr);
     auto* v6 = reinterpret_cast<sockaddr_in6*>(&slot->addr);
@@ -36,15 +71,19 @@ TargetState* UpstreamPool::target_for(const TargetConfig& t, const UpstreamConfi
   slot->max_requests = group.keepalive_max_requests;
   slot->failure_threshold = group.passive_failures;
   slot->down_for_ms = group.passive_down_for.count();
+  slot->tls = std::move(tls);
   return slot.get();
 }
 
-UpstreamConnection* UpstreamPool::take_idle(TargetState& t) {
-  while (!t.idle.empty()) {
-    UpstreamConnection* c = t.idle.back();
-    t.idle.pop_back();
+UpstreamConnection* UpstreamPool::take_idle(TargetState& t, std::string_view tls_name) {
+  for (std::size_t i = t.idle.size(); i-- > 0;) {
+    UpstreamConnection* c = t.idle[i];
+    const bool stale = c->state != UpstreamConnection::State::idle || c->tls != t.tls;
+    if (!stale && c->tls_name != tls_name) continue;  // made for another SNI: stays pooled
+    t.idle.erase(t.idle.begin() + static_cast<std::ptrdiff_t>(i));
     worker_.timers().remove(c);
-    if (c->state != UpstreamConnection::State::idle) {  // closed meanwhile
+    if (stale) {  // closed meanwhile, or made with a TLS context a reload replaced
+      c->close();
       c->release();
       continue;
     }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -13,6 +14,7 @@
 
 namespace lg {
 
+class TlsClientContext;
 class UpstreamConnection;
 class Worker;
 
@@ -30,6 +32,15 @@ struct TargetState {
   std::uint32_t max_requests = 10'000;
   std::uint32_t failure_threshold = 3;
   std::int64_t down_for_ms = 10'000;
+  // TLS to this target (upstreams.<name>.tls; null: plain), from the last published snapshot.
+  // A TLS group's targets are its own (not shared with other groups naming the same address).
+  std::shared_ptr<const TlsClientContext> tls;
+  std::string host_name;  // the target's host as written when it is a name (default SNI), else empty
+  std::string host_ip;    // its numeric address (verified when there is no name)
+
+  // The name a TLS connection to this target sends as SNI and verifies: the configured one,
+  // the client's Host for `sni: host` (when given), else the target's host name or none.
+  std::string tls_name(std::string_view client_host) const;
 
   bool usable(std::int64_t now_ms) const { return now_ms >= down_until_ms; }
 };
@@ -42,10 +53,13 @@ class UpstreamPool {
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
   // Finds or creates the state for a target and applies the group's pool settings.
-  TargetState* target_for(const TargetConfig& t, const UpstreamConfig& group);
+  TargetState* target_for(const TargetConfig& t, const UpstreamConfig& group,
+                          std::shared_ptr<const TlsClientContext> tls = nullptr);
 
   // Returns a pooled connection (ownership of the pool's reference passes to the caller) or null.
-  UpstreamConnection* take_idle(TargetState& t);
+  // For TLS targets only one made for `tls_name` (the SNI) with the target's current context;
+  // pooled ones from an older TLS context are closed.
+  UpstreamConnection* take_idle(TargetState& t, std::string_view tls_name = {});
   // Pools a connection after a complete, reusable exchange. The pool takes its own reference.
   // Returns false (and the caller closes it) when the pool is full or the connection is worn out.
   bool put_idle(UpstreamConnection* c);

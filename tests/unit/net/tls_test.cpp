@@ -123,3 +123,107 @@ TEST_CASE("TlsContext: unreadable and malformed files are ConfigErrors with thei
   }
   std::filesystem::remove_all(dir);
 }
+
+// ---- upstream TLS (client side) ---------------------------------------------------------------
+
+namespace {
+std::string upstream_tls(const std::string& block) {  // the tls map starts on line 5
+  return "listen:\n  - address: 127.0.0.1:8080\nupstreams:\n  app:\n    tls:\n" + block +
+         "    targets: [ \"127.0.0.1:2\" ]\nroutes:\n  - { name: all, match: { path: \"/*\" }, upstream: app }\n";
+}
+}  // namespace
+
+TEST_CASE("upstream tls: parsing and defaults, paths relative to the config's folder", "[tls][config]") {
+  const Config c = load_config_text(upstream_tls("      ca: certs/ca.pem\n      sni: up.test\n"
+                                                 "      cert: client.pem\n      key: /abs/client.key\n"),
+                                    "/etc/lg/gw.yaml");
+  REQUIRE(c.upstreams.size() == 1);
+  REQUIRE(c.upstreams[0].tls);
+  const UpstreamTlsConfig& t = *c.upstreams[0].tls;
+  CHECK(t.verify);
+  REQUIRE(t.ca);
+  CHECK(t.ca->path == "/etc/lg/certs/ca.pem");
+  CHECK(t.ca->origin == "/etc/lg/gw.yaml:6: upstreams.app.tls.ca");
+  CHECK(t.sni_mode == UpstreamTlsConfig::SniMode::name);
+  CHECK(t.sni == "up.test");
+  REQUIRE(t.cert);
+  CHECK(t.cert->path == "/etc/lg/client.pem");
+  REQUIRE(t.key);
+  CHECK(t.key->path == "/abs/client.key");
+
+  const Config d = load_config_text(upstream_tls("      {}\n"), "gw.yaml");
+  REQUIRE(d.upstreams[0].tls);
+  CHECK(d.upstreams[0].tls->verify);
+  CHECK_FALSE(d.upstreams[0].tls->ca);
+  CHECK(d.upstreams[0].tls->sni_mode == UpstreamTlsConfig::SniMode::automatic);
+  CHECK_FALSE(d.upstreams[0].tls->cert);
+
+  const Config h = load_config_text(upstream_tls("      sni: host\n      verify: false\n"), "gw.yaml");
+  CHECK(h.upstreams[0].tls->sni_mode == UpstreamTlsConfig::SniMode::host);
+  CHECK_FALSE(h.upstreams[0].tls->verify);
+
+  const Config plain = load_config_text("listen:\n  - address: 127.0.0.1:8080\n" + kTail, "gw.yaml");
+  CHECK_FALSE(plain.upstreams[0].tls);
+}
+
+TEST_CASE("upstream tls: config errors name file:line", "[tls][config]") {
+  CHECK_THAT(errors(upstream_tls("      cert: c.pem\n")),
+             Catch::Contains("gw.yaml:6: upstreams.app.tls.cert: needs key"));
+  CHECK_THAT(errors(upstream_tls("      key: c.key\n")),
+             Catch::Contains("gw.yaml:6: upstreams.app.tls.key: needs cert"));
+  CHECK_THAT(errors(upstream_tls("      verify: maybe\n")), Catch::Contains("gw.yaml:6: upstreams.app.tls.verify"));
+  CHECK_THAT(errors(upstream_tls("      sni: \"a b\"\n")),
+             Catch::Contains("gw.yaml:6: upstreams.app.tls.sni: expected a host name or host"));
+  CHECK_THAT(errors(upstream_tls("      sni: [ a ]\n")), Catch::Contains("gw.yaml:6: upstreams.app.tls.sni"));
+  CHECK_THAT(errors(upstream_tls("      ciphers: x\n")), Catch::Contains("gw.yaml:6: upstreams.app.tls") &&
+                                                             Catch::Contains("ciphers"));
+  CHECK_THAT(errors(upstream_tls("      ca: [ a ]\n")), Catch::Contains("gw.yaml:6: upstreams.app.tls.ca"));
+}
+
+TEST_CASE("TlsClientContext: files are checked with their origin", "[tls][config]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("lg-uptls-unit-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  { std::ofstream(dir / "junk.pem") << "not a certificate\n"; }
+  UpstreamTlsConfig t;
+  t.origin = "gw.yaml:5: upstreams.app.tls";
+  t.ca = ConfigFile{(dir / "missing.pem").string(), "gw.yaml:6: upstreams.app.tls.ca"};
+  try {
+    TlsClientContext ctx(t);
+    FAIL("no error");
+  } catch (const ConfigError& e) {
+    CHECK_THAT(e.what(), Catch::StartsWith("gw.yaml:6: upstreams.app.tls.ca: ") && Catch::Contains("cannot read"));
+  }
+  t.ca->path = (dir / "junk.pem").string();
+  try {
+    TlsClientContext ctx(t);
+    FAIL("no error");
+  } catch (const ConfigError& e) {
+    CHECK_THAT(e.what(), Catch::StartsWith("gw.yaml:6: upstreams.app.tls.ca: ") &&
+                             Catch::Contains("no CA certificate could be loaded"));
+  }
+  t.ca.reset();
+  t.cert = ConfigFile{(dir / "junk.pem").string(), "gw.yaml:7: upstreams.app.tls.cert"};
+  t.key = ConfigFile{(dir / "junk.pem").string(), "gw.yaml:8: upstreams.app.tls.key"};
+  try {
+    TlsClientContext ctx(t);
+    FAIL("no error");
+  } catch (const ConfigError& e) {
+    CHECK_THAT(e.what(), Catch::StartsWith("gw.yaml:8: upstreams.app.tls.key: ") &&
+                             Catch::Contains("not a PEM private key"));
+  }
+  t.cert.reset();
+  t.key.reset();
+  t.verify = false;
+  TlsClientContext ok(t);  // no files, no verification
+  CHECK_FALSE(ok.verify());
+  CHECK(ok.ctx() != nullptr);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("is_ip_literal", "[tls]") {
+  CHECK(is_ip_literal("127.0.0.1"));
+  CHECK(is_ip_literal("::1"));
+  CHECK_FALSE(is_ip_literal("up.test"));
+  CHECK_FALSE(is_ip_literal(""));
+  CHECK_FALSE(is_ip_literal("1.2.3"));
+}
