@@ -37,6 +37,29 @@ void read_header_name(Problems& p, const Value& v, std::string& out) {
   if (read_string(p, v, out) && !valid_header_name(out)) p.add(v.line, v.path, "invalid header name " + quoted(out));
 }
 
+// Fields a policy may not set: framing, hop-by-hop and the gateway's own (a second
+// Content-Length or Host would desynchronize the upstream).
+bool gateway_owned(std::string_view n) {
+  for (std::string_view f : {"content-length", "transfer-encoding", "host", "connection", "keep-alive",
+                             "proxy-connection", "te", "trailer", "upgrade", "expect", "x-request-id", "traceparent",
+                             "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"}) {
+    if (n.size() != f.size()) continue;
+    bool same = true;
+    for (std::size_t i = 0; i < n.size() && same; ++i)
+      same = static_cast<char>(std::tolower(static_cast<unsigned char>(n[i]))) == f[i];
+    if (same) return true;
+  }
+  return false;
+}
+
+// An identity value (consumer id, group, tenant, scope): printable, no separators that would
+// change its meaning in a header (',' separates groups, '"' ends a quoted string).
+bool valid_identity(std::string_view v) {
+  return !v.empty() && v.size() <= 128 && std::all_of(v.begin(), v.end(), [](unsigned char c) {
+    return c > 0x20 && c < 0x7f && c != ',' && c != '"' && c != '\\';
+  });
+}
+
 bool valid_key(std::string_view k) {
   if (k.starts_with("sha256:")) {
     const std::string_view hex = k.substr(7);
@@ -84,10 +107,15 @@ void read_jwt(Problems& p, const Value& v, JwtConfig& c) {
   if (auto ch = m.get("claims_to_headers")) {
     read_string_map(p, *ch, c.claims_to_headers);
     for (const auto& [claim, header] : c.claims_to_headers)
-      if (!valid_header_name(header)) p.add(ch->line, ch->path + "." + claim, "invalid header name " + quoted(header));
+      if (!valid_header_name(header) || gateway_owned(header))
+        p.add(ch->line, ch->path + "." + claim, "invalid header name " + quoted(header) + " (framing, hop-by-hop and gateway fields cannot be set)");
   }
   if (auto r = m.get("required_claims")) read_strings(p, *r, c.required_claims);
-  if (auto r = m.get("required_scopes")) read_strings(p, *r, c.required_scopes);
+  if (auto r = m.get("required_scopes")) {
+    read_strings(p, *r, c.required_scopes);
+    for (const std::string& s : c.required_scopes)
+      if (!valid_identity(s)) p.add(r->line, r->path, "invalid scope " + quoted(s));
+  }
   if (auto r = m.get("consumer_claim")) read_string(p, *r, c.consumer_claim);
   m.finish();
 }
@@ -215,7 +243,8 @@ void read_header_pairs(Problems& p, const Value& v, std::vector<std::pair<std::s
   MapReader m(p, v);
   for (auto& [name, value] : m.all()) {
     std::string s;
-    if (!valid_header_name(name)) p.add(value.line, value.path, "invalid header name " + quoted(name));
+    if (!valid_header_name(name) || gateway_owned(name))
+      p.add(value.line, value.path, "invalid header name " + quoted(name) + " (framing, hop-by-hop and gateway fields cannot be set)");
     else if (read_string(p, value, s, true) && !valid_header_value(s)) p.add(value.line, value.path, "control characters in a header value");
     else out.emplace_back(name, s);
   }
@@ -254,7 +283,7 @@ void read_consumers(Problems& p, const Value& v, std::vector<ConsumerConfig>& ou
     MapReader m(p, item);
     if (auto id = m.required("id")) {
       if (read_string(p, *id, c.id) && !ids.insert(c.id).second) p.add(id->line, id->path, "duplicate consumer id " + quoted(c.id));
-      if (c.id.size() > 128) p.add(id->line, id->path, "consumer ids are at most 128 bytes");
+      if (!valid_identity(c.id)) p.add(id->line, id->path, "a consumer id is 1..128 printable bytes without spaces, ',', '\"' or '\\'");
     }
     if (auto ks = m.get("keys")) {
       std::vector<Value> kv;
@@ -266,8 +295,14 @@ void read_consumers(Problems& p, const Value& v, std::vector<ConsumerConfig>& ou
           else c.keys.push_back(s);
         }
     }
-    if (auto g = m.get("groups")) read_strings(p, *g, c.groups);
-    if (auto t = m.get("tenant")) read_string(p, *t, c.tenant);
+    if (auto g = m.get("groups")) {
+      read_strings(p, *g, c.groups);
+      for (const std::string& x : c.groups)
+        if (!valid_identity(x)) p.add(g->line, g->path, "invalid group " + quoted(x));
+    }
+    if (auto t = m.get("tenant")) {
+      if (read_string(p, *t, c.tenant) && !valid_identity(c.tenant)) p.add(t->line, t->path, "invalid tenant " + quoted(c.tenant));
+    }
     if (auto f = m.get("fields")) read_string_map(p, *f, c.fields);
     m.finish();
     out.push_back(std::move(c));

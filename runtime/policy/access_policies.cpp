@@ -10,6 +10,7 @@ namespace lg::policy {
 KeyAuth::KeyAuth(const KeyAuthConfig& c, const ConsumerTable& consumers) : cfg_(c), consumers_(consumers) {}
 
 bool KeyAuth::apply(PolicyRequest& r) const {
+  if (r.header_count(cfg_.header) > 1) return r.answer(400, "more than one credential header");
   std::string_view key = r.header(cfg_.header);
   std::string from_query;
   if (key.empty() && !cfg_.query.empty() && r.query_arg(cfg_.query, from_query)) key = from_query;

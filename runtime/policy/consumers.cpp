@@ -90,6 +90,13 @@ bool PolicyRequest::has_header(std::string_view name) const {
   return false;
 }
 
+std::size_t PolicyRequest::header_count(std::string_view name) const {
+  std::size_t n = 0;
+  if (headers)
+    for (const http::Header& h : *headers) n += h.name.size() == name.size() && http::iequals(h.name, name);
+  return n;
+}
+
 bool PolicyRequest::query_arg(std::string_view name, std::string& out) const {
   std::size_t i = 0;
   while (i <= query.size()) {

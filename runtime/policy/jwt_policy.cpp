@@ -16,6 +16,11 @@ bool read_file(const std::string& path, std::string& out) {
   out = s.str();
   return true;
 }
+bool header_value_ok(std::string_view v) {
+  for (unsigned char c : v)
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  return true;
+}
 std::string resolve(const std::string& dir, const std::string& p) {
   return p.empty() || p[0] == '/' || dir.empty() ? p : dir + "/" + p;
 }
@@ -69,6 +74,7 @@ std::string_view JwtAuth::token_of(PolicyRequest& r, std::string& scratch) const
 }
 
 bool JwtAuth::apply(PolicyRequest& r) const {
+  if (r.header_count(cfg_.header) > 1) return r.answer(400, "more than one credential header");
   thread_local auth::JwtResult result;  // its buffers are reused: no allocation per token once warm
   thread_local std::string scratch;
   // Whatever happens, the headers this policy sets upstream never come from the client.
@@ -101,8 +107,16 @@ bool JwtAuth::apply(PolicyRequest& r) const {
     }
   const std::string_view who = result.claims.string(cfg_.consumer_claim);
   if (!who.empty()) {
+    // It becomes X-Consumer-ID and a rate-limit key: a value that is no header value is refused.
+    if (who.size() > 256 || !header_value_ok(who)) {
+      r.answer_headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lunagate\", error=\"invalid_token\"");
+      r.message_detail = "consumer claim not usable";
+      return r.answer(401, "invalid token");
+    }
     r.consumer_id.assign(who);
-    r.consumer = consumers_.by_id(who);
+    // A configured consumer is attached by id only when tokens are pinned to an issuer: a token
+    // of another issuer sharing the keys must not take on a consumer's groups.
+    if (!cfg_.issuer.empty()) r.consumer = consumers_.by_id(who);
   }
   std::string value;
   for (const auto& [claim, header] : cfg_.claims_to_headers) {

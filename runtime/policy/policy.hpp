@@ -73,6 +73,7 @@ struct PolicyRequest {
   const Consumer* consumer = nullptr;
   std::string consumer_id;             // who authenticated (a consumer's id, or a token's subject)
   std::string client_ip;               // the client behind trusted proxies ("" until resolved)
+  const void* client_ip_by = nullptr;  // the trusted-proxy set client_ip was resolved with
   HeaderEdits* up_edits = nullptr;     // what goes upstream
   HeaderList* resp_headers = nullptr;  // added to the client's response
   // An answer instead of the upstream: status, a short message for the JSON error body, and
@@ -93,6 +94,7 @@ struct PolicyRequest {
 
   std::string_view header(std::string_view name) const;  // first value, "" if absent
   bool has_header(std::string_view name) const;
+  std::size_t header_count(std::string_view name) const;
   bool query_arg(std::string_view name, std::string& out) const;  // percent-decoded
   std::string_view effective_client_ip() const { return client_ip.empty() ? peer_ip : std::string_view(client_ip); }
   bool answer(std::uint16_t st, const char* msg) {

@@ -8,8 +8,16 @@
 
 namespace lg::policy {
 
+// Each policy resolves the client with its own trusted proxies (an empty set: the peer itself);
+// a result is reused only by a policy with the same set.
 void resolve_client_ip(PolicyRequest& r, const CidrSet& trusted_proxies) {
-  if (!r.client_ip.empty() || trusted_proxies.empty() || !r.headers) return;
+  if (trusted_proxies.empty() || !r.headers) {
+    r.client_ip.clear();
+    r.client_ip_by = nullptr;
+    return;
+  }
+  if (r.client_ip_by == &trusted_proxies && !r.client_ip.empty()) return;
+  r.client_ip_by = &trusted_proxies;
   std::array<std::string_view, 16> xff;  // more lines than this: the first 16 (the walk is from the right)
   std::size_t n = 0;
   for (const http::Header& h : *r.headers)
@@ -64,9 +72,12 @@ bool RateLimit::apply(PolicyRequest& r) const {
     case RateLimitConfig::Key::route: who = "*"; break;
     case RateLimitConfig::Key::header: who = r.header(cfg_.header); break;
   }
+  // Each source has its own tag, so no value of one can name another's counter.
   key.assign(id_).push_back('|');
   if (who.empty()) key.append("ip:").append(r.effective_client_ip());
-  else key.append(who.substr(0, 256));
+  else if (cfg_.by == RateLimitConfig::Key::header) key.append("h:").append(who.substr(0, 256));
+  else if (cfg_.by == RateLimitConfig::Key::route) key.append("r:");
+  else key.append("c:").append(who.substr(0, 256));
   specs.clear();
   const std::vector<RateLimitConfig::Limit>* limits = &cfg_.limits;
   if (!cfg_.consumer_limits.empty() && !r.consumer_id.empty()) {

@@ -30,6 +30,7 @@ bool ClientConnection::run_policies(const policy::RoutePolicies& rp) {
   r.consumer = nullptr;
   r.consumer_id.clear();
   r.client_ip.clear();
+  r.client_ip_by = nullptr;
   r.up_edits = &x.policy_edits;
   r.resp_headers = &x.policy_resp_headers;
   r.status = 0;

@@ -8,25 +8,38 @@ using http::iequals;
 enum class Fate : std::uint8_t { forward, drop, request_id, traceparent, forwarded_for };
 
 // Classifies a request field name with one length switch and at most two comparisons.
+// Case-insensitive, with '_' standing for '-': CGI-style upstreams (PHP, Rack, WSGI) read
+// X_Consumer_ID and X-Consumer-ID as the same HTTP_X_CONSUMER_ID.
+bool identity_name(std::string_view n, std::string_view want) {
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    char c = n[i];
+    if (c == '_') c = '-';
+    else if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    if (c != want[i]) return false;
+  }
+  return true;
+}
+
 // Identity fields the gateway sets itself (X-Consumer-ID, X-Consumer-Groups, X-Tenant-ID,
-// X-Scopes) are dropped from client input on every route, so they cannot be spoofed.
+// X-Scopes), in either spelling, are dropped from client input on every route, so they cannot be
+// spoofed.
 Fate classify(std::string_view n) {
   switch (n.size()) {
     case 2: return iequals(n, "te") ? Fate::drop : Fate::forward;
-    case 8: return iequals(n, "x-scopes") ? Fate::drop : Fate::forward;
-    case 13: return iequals(n, "x-consumer-id") ? Fate::drop : Fate::forward;
+    case 8: return identity_name(n, "x-scopes") ? Fate::drop : Fate::forward;
+    case 13: return identity_name(n, "x-consumer-id") ? Fate::drop : Fate::forward;
     case 4: return iequals(n, "host") ? Fate::drop : Fate::forward;
     case 6: return iequals(n, "expect") ? Fate::drop : Fate::forward;
     case 7: return (iequals(n, "upgrade") || iequals(n, "trailer")) ? Fate::drop : Fate::forward;
     case 9: return iequals(n, "x-real-ip") ? Fate::drop : Fate::forward;
     case 10: return (iequals(n, "connection") || iequals(n, "keep-alive")) ? Fate::drop : Fate::forward;
-    case 11: return iequals(n, "traceparent") ? Fate::traceparent : iequals(n, "x-tenant-id") ? Fate::drop : Fate::forward;
+    case 11: return iequals(n, "traceparent") ? Fate::traceparent : identity_name(n, "x-tenant-id") ? Fate::drop : Fate::forward;
     case 12: return iequals(n, "x-request-id") ? Fate::request_id : Fate::forward;
     case 14: return (iequals(n, "content-length") || iequals(n, "http2-settings")) ? Fate::drop : Fate::forward;
     case 15: return iequals(n, "x-forwarded-for") ? Fate::forwarded_for : Fate::forward;
     case 16: return (iequals(n, "proxy-connection") || iequals(n, "x-forwarded-host")) ? Fate::drop : Fate::forward;
     case 17:
-      return (iequals(n, "transfer-encoding") || iequals(n, "x-forwarded-proto") || iequals(n, "x-consumer-groups"))
+      return (iequals(n, "transfer-encoding") || iequals(n, "x-forwarded-proto") || identity_name(n, "x-consumer-groups"))
                  ? Fate::drop
                  : Fate::forward;
     default: return Fate::forward;
@@ -116,8 +129,14 @@ void write_upstream_request_start(std::string& out, const http::RequestHead& req
         if (facts.traceparent.empty()) facts.traceparent = h.value;
         continue;
       case Fate::forwarded_for:
-        if (facts.forwarded_for_count < ClientRequestFacts::kMaxForwardedFor && !h.value.empty())
-          facts.forwarded_for[facts.forwarded_for_count++] = h.value;
+        if (h.value.empty()) break;
+        // More lines than we keep: the last ones (the hops nearest to us) are the ones a
+        // right-to-left walk trusts, so the oldest are dropped.
+        if (facts.forwarded_for_count == ClientRequestFacts::kMaxForwardedFor) {
+          for (int k = 1; k < facts.forwarded_for_count; ++k) facts.forwarded_for[k - 1] = facts.forwarded_for[k];
+          --facts.forwarded_for_count;
+        }
+        facts.forwarded_for[facts.forwarded_for_count++] = h.value;
         continue;
       case Fate::forward: break;
     }

@@ -130,11 +130,18 @@ class Policies(lgtest.AppGatewayMixin, unittest.TestCase):
 
     def test_identity_headers_are_never_spoofed(self):
         st, _, body = self.get("plain.test", headers={"X-Consumer-ID": "mallory", "X-Tenant-ID": "evil",
-                                                      "X-Scopes": "admin", "X-Consumer-Groups": "root"})
+                                                      "X-Scopes": "admin", "X-Consumer-Groups": "root",
+                                                      "X_Consumer_ID": "mallory", "x_tenant_id": "evil"})
         self.assertEqual(st, 200)
         up = self.upstream_headers(body)
-        for name in ("x-consumer-id", "x-tenant-id", "x-scopes", "x-consumer-groups"):
+        for name in ("x-consumer-id", "x-tenant-id", "x-scopes", "x-consumer-groups", "x_consumer_id", "x_tenant_id"):
             self.assertNotIn(name, up)
+
+    def test_duplicate_credentials_are_refused(self):
+        with lgtest.RawConn(self.gw.port) as c:
+            c.send(b"GET /echo HTTP/1.1\r\nHost: keyed.test\r\nX-API-Key: alice-key-0001\r\n"
+                   b"X-API-Key: " + BOB_KEY.encode() + b"\r\n\r\n")
+            self.assertEqual(c.read_response().status, 400)
 
     # ---- jwt ---------------------------------------------------------------------------------
     def test_jwt(self):
@@ -171,6 +178,9 @@ class Policies(lgtest.AppGatewayMixin, unittest.TestCase):
         st, h, body = self.get("jwt.test", headers={"Authorization": "Bearer " + token(claims(scope="write"))})
         self.assertEqual(st, 403, body)
         self.assertIn("insufficient_scope", h.get("www-authenticate", ""))
+        # a subject that is no header value (CR LF) is refused, not forwarded
+        st, _, _ = self.get("jwt.test", headers={"Authorization": "Bearer " + token(claims(sub="a\r\nX-Evil: 1"))})
+        self.assertEqual(st, 401)
         # a valid token of a consumer outside the acl's groups
         st, _, _ = self.get("jwt.test", headers={"Authorization": "Bearer " + token(claims(sub="bob"))})
         self.assertEqual(st, 403)
@@ -295,11 +305,13 @@ routes:
             path = os.path.join(d, "gw.yaml")
             with open(path, "w") as f:
                 f.write(cfg.replace("      - jwt: { keys: [ { kid: k, alg: HS256, secret: short } ] }\n",
-                                    "      - rate-limit: { limit: 0, per: 1s }\n      - nope: {}\n"))
+                                    "      - rate-limit: { limit: 0, per: 1s }\n      - nope: {}\n"
+                                    "      - headers: { request: { set: { Content-Length: \"0\" } } }\n"))
             rc, out, err = lgtest.run_cli(["check", "-c", path])
         self.assertNotEqual(rc, 0)
         self.assertIn("gw.yaml:13: routes[0].policies[1].rate-limit.limit", out + err)
         self.assertIn("gw.yaml:14: routes[0].policies[2]: unknown policy 'nope'", out + err)
+        self.assertIn("'Content-Length' (framing, hop-by-hop and gateway fields cannot be set)", out + err)
 
 
 if __name__ == "__main__":
