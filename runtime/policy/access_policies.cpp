@@ -79,15 +79,18 @@ bool Cors::origin_allowed(std::string_view origin) const {
 // browser then refuses), and a disallowed preflight a 403.
 bool Cors::apply(PolicyRequest& r) const {
   const std::string_view origin = r.header("Origin");
+  const bool echo = cfg_.credentials || !any_origin_;
+  // The answer depends on Origin whenever the origin is echoed: caches must know, also for
+  // requests without one or from an origin not allowed.
+  if (echo) r.resp_headers->emplace_back("Vary", "Origin");
   if (origin.empty()) return true;
   const bool allowed = origin_allowed(origin);
   const bool preflight = r.method == "OPTIONS" && r.has_header("Access-Control-Request-Method");
   HeaderList& out = preflight ? r.answer_headers : *r.resp_headers;
   if (!allowed) return preflight ? r.answer(403, "CORS origin not allowed") : true;
-  // With credentials the origin is echoed (never "*"); Vary tells caches the answer depends on it.
-  const bool echo = cfg_.credentials || !any_origin_;
+  // With credentials the origin is echoed (never "*").
   out.emplace_back("Access-Control-Allow-Origin", echo ? std::string(origin) : std::string("*"));
-  if (echo) out.emplace_back("Vary", "Origin");
+  if (preflight && echo) out.emplace_back("Vary", "Origin, Access-Control-Request-Headers");
   if (cfg_.credentials) out.emplace_back("Access-Control-Allow-Credentials", "true");
   if (!preflight) {
     if (!expose_.empty()) out.emplace_back("Access-Control-Expose-Headers", expose_);

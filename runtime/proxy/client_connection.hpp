@@ -105,7 +105,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   // script phases (script_phases.cpp)
   // native policies (policy_phase.cpp): false when the request was answered
   bool run_policies(const policy::RoutePolicies& rp);
-  void respond_policy(const policy::PolicyRequest& r);
+  void respond_policy(policy::PolicyRequest& r);
   bool run_policy_chain(const policy::RoutePolicies& rp, std::size_t from);  // false: answered or waiting
   void count_bypass();
   void after_policies();  // the scripts, then the upstream

@@ -109,13 +109,17 @@ void ClientConnection::count_bypass() {
                                        fmt::format("route=\"{}\"", route_->name)));
 }
 
-void ClientConnection::respond_policy(const policy::PolicyRequest& r) {
+void ClientConnection::respond_policy(policy::PolicyRequest& r) {
   if (!r.message_detail.empty())
     spdlog::info("request {}: route {}: {} ({})", std::string_view(request_id_, request_id_len_), route_->name,
                  r.message, r.message_detail);
   if (r.status == 429)
     w_.metrics().add(w_.metrics().series("gateway_rate_limit_exceeded_total", "Requests refused by a rate limit.",
                                          fmt::format("route=\"{}\"", route_->name)));
+  // Fields decided for the response by earlier policies (CORS, RateLimit-*) go on the refusal
+  // too: a browser can then read a 401 or 429.
+  if (r.status >= 300)
+    for (const auto& kv : x_->policy_resp_headers) r.answer_headers.push_back(kv);
   const bool must_close = prepare_local_answer(r.status, false);
   const std::string_view rid(request_id_, request_id_len_);
   if (r.status < 300) write_local_response(x_->out_head, r.status, r.answer_body, "text/plain", r.answer_headers, rid, must_close);

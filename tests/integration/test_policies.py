@@ -216,6 +216,8 @@ class Policies(lgtest.AppGatewayMixin, unittest.TestCase):
         st, h, _ = self.get("cors.test", "/echo", headers={"Origin": "https://evil.example"})
         self.assertEqual(st, 200)
         self.assertNotIn("access-control-allow-origin", h)
+        self.assertIn("Origin", h.get("vary", ""))  # caches must keep answers per origin
+        self.assertIn("Origin", self.get("cors.test", "/echo")[1].get("vary", ""))
         st, _, _ = self.get("cors.test", "/echo", method="OPTIONS", headers={
             "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
         self.assertEqual(st, 403)
