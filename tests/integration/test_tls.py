@@ -21,40 +21,14 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lgtest  # noqa: E402
+from tls_support import OPENSSL, SUBJECT_SCRIPT, make_self_signed as make_cert, make_signed, read  # noqa: E402
 
-OPENSSL = shutil.which("openssl") or "openssl"
 CURL = shutil.which("curl") or "curl"
 
 
 def run(args, timeout=15, input_bytes=b""):
     p = subprocess.run(args, input=input_bytes, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
-
-
-def make_cert(d, name, subj, sans):
-    """Self-signed EC certificate -> (cert path, key path)."""
-    cert, key = os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
-    rc, _, err = run([OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                      "-keyout", key, "-out", cert, "-days", "2", "-subj", subj,
-                      "-addext", "subjectAltName=" + ",".join("DNS:" + s for s in sans)])
-    assert rc == 0, err
-    return cert, key
-
-
-def make_client_cert(d, ca_cert, ca_key, name, subj):
-    key, csr, cert = (os.path.join(d, name + ext) for ext in (".key", ".csr", ".pem"))
-    rc, _, err = run([OPENSSL, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                      "-keyout", key, "-out", csr, "-subj", subj])
-    assert rc == 0, err
-    rc, _, err = run([OPENSSL, "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
-                      "-out", cert, "-days", "2"])
-    assert rc == 0, err
-    return cert, key
-
-
-def read(p):
-    with open(p, "rb") as f:
-        return f.read()
 
 
 def s_client(port, *extra, timeout=10):
@@ -107,16 +81,6 @@ routes:
   - { name: all, match: { path: "/*" }, upstream: app, scripts: [ subject ] }
 """
 
-SUBJECT_SCRIPT = """\
-return {
-  name = "subject",
-  version = "1",
-  access = function(conf)
-    gw.service.request.set_header("X-Seen-Subject", gw.request.get_client_cert_subject() or "none")
-    gw.service.request.set_header("X-Seen-Scheme", gw.request.get_scheme())
-  end,
-}
-"""
 
 
 class TlsTest(unittest.TestCase):
@@ -127,10 +91,10 @@ class TlsTest(unittest.TestCase):
         cls.a_cert, cls.a_key = make_cert(d, "a", "/CN=a.test/O=Lunagate A", ["a.test"])
         cls.b_cert, cls.b_key = make_cert(d, "b", "/CN=b.test/O=Lunagate B", ["b.test", "*.wild.test"])
         cls.ca_cert, cls.ca_key = make_cert(d, "ca", "/CN=Lunagate Test CA", ["ca.test"])
-        cls.c_cert, cls.c_key = make_client_cert(d, cls.ca_cert, cls.ca_key, "client",
+        cls.c_cert, cls.c_key = make_signed(d, cls.ca_cert, cls.ca_key, "client",
                                                  "/CN=client one/O=Lunagate Tests")
         cls.other_ca_cert, cls.other_ca_key = make_cert(d, "other", "/CN=Other CA", ["other.test"])
-        cls.bad_cert, cls.bad_key = make_client_cert(d, cls.other_ca_cert, cls.other_ca_key, "stranger", "/CN=stranger")
+        cls.bad_cert, cls.bad_key = make_signed(d, cls.other_ca_cert, cls.other_ca_key, "stranger", "/CN=stranger")
         cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         cls.app = lgtest.Backend("app")
         cls.addClassCleanup(cls.app.stop)  # runs even when setUpClass fails below

@@ -13,44 +13,15 @@ route per case. Every wait is bounded; processes are started and stopped by PID 
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lgtest  # noqa: E402
-
-OPENSSL = shutil.which("openssl") or "openssl"
-
-
-def run(args, timeout=15):
-    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
-    assert p.returncode == 0, p.stderr.decode("utf-8", "replace")
+from tls_support import SUBJECT_SCRIPT, make_ca, make_signed, read  # noqa: E402
 
 
-def make_ca(d, name, subj):
-    cert, key = os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
-    run([OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", key, "-out", cert, "-days", "2", "-subj", subj,
-         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-    return cert, key
-
-
-def make_signed(d, ca_cert, ca_key, name, subj, ext):
-    key, csr, cert, extfile = (os.path.join(d, name + e) for e in (".key", ".csr", ".pem", ".ext"))
-    with open(extfile, "w") as f:
-        f.write(ext + "\n")
-    run([OPENSSL, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", key, "-out", csr, "-subj", subj])
-    run([OPENSSL, "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
-         "-out", cert, "-days", "2", "-extfile", extfile])
-    return cert, key
-
-
-def read(p):
-    with open(p, "rb") as f:
-        return f.read()
 
 
 BACK = """\
@@ -69,16 +40,6 @@ routes:
   - { name: all, match: { path: "/*" }, upstream: app, scripts: [ subject ] }
 """
 
-SUBJECT_SCRIPT = """\
-return {
-  name = "subject",
-  version = "1",
-  access = function(conf)
-    gw.service.request.set_header("X-Seen-Subject", gw.request.get_client_cert_subject() or "none")
-    gw.service.request.set_header("X-Seen-Scheme", gw.request.get_scheme())
-  end,
-}
-"""
 
 SUB_SCRIPT = """\
 return {
