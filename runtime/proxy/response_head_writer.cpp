@@ -17,6 +17,15 @@ void append_uint(std::string& out, std::uint64_t v) {
   while (n) out.push_back(digits[--n]);
 }
 
+// A policy's response field replaces the upstream's of the same name (a second
+// Access-Control-Allow-Origin makes browsers refuse the response), except Vary, which adds up.
+bool replaced_by(const std::vector<std::pair<std::string, std::string>>& extra, std::string_view name) {
+  if (name.size() == 4 && iequals(name, "vary")) return false;
+  for (const auto& kv : extra)
+    if (kv.first.size() == name.size() && iequals(kv.first, name)) return true;
+  return false;
+}
+
 // Response fields the gateway never copies: hop-by-hop ones and the ones it re-derives.
 bool dropped(std::string_view n, bool upgrade) {
   switch (n.size()) {
@@ -53,6 +62,7 @@ void write_client_response_head(std::string& out, const http::ResponseHead& resp
     }
     if (custom && !(opts.upgrade && iequals(h.name, "upgrade")) && http::list_contains_token(resp.connection, h.name)) continue;
     if (opts.edits && opts.edits->drops(h.name)) continue;
+    if (opts.extra && replaced_by(*opts.extra, h.name)) continue;
     out.append(h.name);
     out.append(": ", 2);
     out.append(h.value);

@@ -34,7 +34,10 @@ void RemoteLimiter::tick() {
   client_.tick(mono);
   if (mono < next_sweep_) return;
   next_sweep_ = mono + 10'000;
-  const std::int64_t now = wall_ms();
+  sweep(wall_ms());
+}
+
+void RemoteLimiter::sweep(std::int64_t now) {
   for (auto it = reserves_.begin(); it != reserves_.end();) {
     const KeyReserve& k = *it->second;
     if (k.waiters.empty() && !k.redis_id && now >= k.r.expires_at) it = reserves_.erase(it);
@@ -48,7 +51,22 @@ void RemoteLimiter::take(policy::RemoteTake& t) {
   t.reserve = nullptr;
   t.redis_id = 0;
   const std::int64_t now = wall_ms();
-  if (!t.batch) {
+  // Reserves are per key, and keys can be chosen by clients (by: header, IPv6 addresses): past
+  // kMaxReserves live ones a new key is served exactly (one round trip) instead of getting one.
+  bool exact = !t.batch;
+  if (t.batch && reserves_.size() >= kMaxReserves) {
+    sweep(now);
+    exact = reserves_.size() >= kMaxReserves;
+  }
+  if (exact && t.batch) {
+    std::string probe;
+    probe.append(t.token_bucket ? "tb|" : "sw|").append(t.base);
+    for (const RemoteLimit& l : t.limits)
+      probe.append("|").append(std::to_string(static_cast<std::int64_t>(l.limit))).append("/").append(
+          std::to_string(l.window_ms));
+    exact = reserves_.find(probe) == reserves_.end();  // an existing reserve is still used
+  }
+  if (exact) {
     if (client_.health() != RedisClient::Health::up) return;
     build_call(t.token_bucket, t.base, t.limits, now, 1, keys_, args_);
     t.redis_id = client_.eval(t.token_bucket ? tb_script_ : sw_script_, keys_, args_, this,

@@ -61,6 +61,8 @@ class RemoteLimiter final : public policy::RemoteLimits, public ReplyHandler {
     std::vector<policy::RemoteTake*> waiters;
     std::vector<RateResult> last;  // Redis's last answer, for the headers
   };
+  static constexpr std::size_t kMaxReserves = 65536;  // per worker
+  void sweep(std::int64_t now);  // drops expired reserves nobody waits on
   void ask_batch(KeyReserve& k, std::int64_t now);
   void serve_from(KeyReserve& k, policy::RemoteTake& t);
   void fail_waiters(KeyReserve& k);

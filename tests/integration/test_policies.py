@@ -78,6 +78,7 @@ routes:
     route("limited", "[ { key-auth: {} }, { rate-limit: { limits: [ { limit: 3, per: 1m }, { limit: 100, per: 1d } ], "
                      "by: consumer, legacy_headers: true } } ]"),
     route("window", "[ { rate-limit: { limit: 2, per: 1m, algorithm: sliding_window, by: header, header: X-Client } } ]"),
+    route("hdrset", "[ { headers: { response: { set: { X-Backend: policy } } } } ]"),
     route("byip", "[ { rate-limit: { limit: 1, per: 1m, by: ip, trusted_proxies: [ 127.0.0.1 ] } } ]"),
     route("tiered", "[ { key-auth: {} }, { rate-limit: { limit: 1, per: 1m, "
                     "consumers: { alice: [ { limit: 3, per: 1m } ] } } }, "
@@ -272,6 +273,9 @@ class Policies(lgtest.AppGatewayMixin, unittest.TestCase):
         self.assertEqual(up.get("x-gateway"), "lunagate")
         self.assertNotIn("x-remove-me", up)
         self.assertEqual(h.get("x-served-by"), "lunagate")
+        # set replaces what the upstream sent under that name (lg-backend sends X-Backend)
+        st, h, _ = self.get("hdrset.test")
+        self.assertEqual((st, h.get("x-backend")), (200, "policy"))
         alice = [self.get("tiered.test", headers={"X-API-Key": "alice-key-0001"})[0] for _ in range(3)]
         self.assertEqual(alice, [200, 200, 429])  # her own limit: 3 per minute
         bob = [self.get("tiered.test", headers={"X-API-Key": BOB_KEY})[0] for _ in range(2)]

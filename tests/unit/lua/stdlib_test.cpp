@@ -579,7 +579,7 @@ TEST_CASE("lua stdlib: the JIT compiles stdlib code and never user code", "[lua-
     const auto t0 = std::chrono::steady_clock::now();
     const Ran r = run_body(vm, body);
     CHECK(r.result.outcome == Outcome::cpu_exceeded);
-    CHECK(ms_since(t0) < 450);
+    CHECK(ms_since(t0) < 3000);  // killed at its budget, not run away (generous: CI machines are shared)
   }
   // LuaJIT's table.remove is Lua code: hot here, but marked no-JIT like the sandbox's wrappers.
   REQUIRE(run_body(vm, "local t = {} for i = 1, 1000 do t[i] = i end\n"
