@@ -19,7 +19,23 @@ bool KeyAuth::apply(PolicyRequest& r) const {
     return r.answer(401, key.empty() ? "missing API key" : "invalid API key");
   }
   r.consumer_id = r.consumer->id;
-  if (cfg_.hide_credentials) r.up_edits->remove.emplace_back(cfg_.header);
+  if (cfg_.hide_credentials) {
+    r.up_edits->remove.emplace_back(cfg_.header);
+    if (!from_query.empty()) {  // the key came in the query: it leaves the upstream's query
+      std::string_view q = r.up_query_set ? std::string_view(r.up_query) : r.query;
+      std::string kept;
+      while (!q.empty()) {
+        const std::size_t amp = q.find('&');
+        const std::string_view pair = q.substr(0, amp);
+        const std::string_view name = pair.substr(0, pair.find('='));
+        if (name != cfg_.query && !pair.empty()) kept.append(kept.empty() ? "" : "&").append(pair);
+        if (amp == std::string_view::npos) break;
+        q.remove_prefix(amp + 1);
+      }
+      r.up_query = std::move(kept);
+      r.up_query_set = true;
+    }
+  }
   return true;
 }
 

@@ -76,6 +76,8 @@ struct PolicyRequest {
   const void* client_ip_by = nullptr;  // the trusted-proxy set client_ip was resolved with
   HeaderEdits* up_edits = nullptr;     // what goes upstream
   HeaderList* resp_headers = nullptr;  // added to the client's response
+  std::string up_query;                // the query sent upstream, when up_query_set
+  bool up_query_set = false;
   // An answer instead of the upstream: status, a short message for the JSON error body, and
   // fields for its head.
   std::uint16_t status = 0;

@@ -278,6 +278,7 @@ void ClientConnection::prepare_upstream_head() {
   std::string_view body_out;  // a body the scripts read or replaced, sent with the head
   bool buffered_body = false;
   if (has_policies_ && !x_->policy_edits.empty()) opts.policy_edits = &x_->policy_edits;
+  if (has_policies_ && x_->policy.up_query_set) opts.query_override = &x_->policy.up_query;  // a script's wins
   if (scripted_) {
     const ScriptRequest& s = x_->script;
     if (!s.up_edits.empty()) opts.edits = &s.up_edits;  // nothing to look up per field otherwise

@@ -38,6 +38,8 @@ bool ClientConnection::run_policies(const policy::RoutePolicies& rp) {
   r.message_detail = {};
   r.answer_headers.clear();
   r.answer_body.clear();
+  r.up_query.clear();
+  r.up_query_set = false;
   r.remote = w_.remote_limits();
   r.remote_take = &x.remote_take;
   r.wait_owner = this;

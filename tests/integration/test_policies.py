@@ -115,9 +115,10 @@ class Policies(lgtest.AppGatewayMixin, unittest.TestCase):
         self.assertEqual(up.get("x-consumer-groups"), "partner,beta")
         self.assertNotIn("x-api-key", up)  # hide_credentials
         # a key stored as its sha256, and a key in the query string
-        st, _, body = self.get("keyed.test", "/echo?apikey=" + BOB_KEY)
+        st, _, body = self.get("keyed.test", "/echo?a=1&apikey=" + BOB_KEY + "&b=2")
         self.assertEqual(st, 200, body)
         self.assertEqual(self.upstream_headers(body).get("x-consumer-id"), "bob")
+        self.assertEqual(echo_json(body)["target"], "/echo?a=1&b=2")  # the key left the query
         # the access log names the consumer
         lines = lgtest.wait_until(lambda: [l for l in self.gw.access_log_lines() if l.get("consumer") == "bob"], 3,
                                   what="access log line with consumer bob")
