@@ -6,6 +6,7 @@
 
 #include "auth/jwt_keys.hpp"
 #include "core/base64url.hpp"
+#include "http/message.hpp"
 
 namespace lg::auth {
 
@@ -48,11 +49,7 @@ bool numeric_date(json::Value v, std::int64_t& out) {
   return true;
 }
 
-bool header_safe(std::string_view s) {
-  for (unsigned char c : s)
-    if ((c < 0x20 && c != '\t') || c == 0x7F) return false;
-  return true;
-}
+bool header_safe(std::string_view s) { return http::detail::valid_field_value(s.data(), s.data() + s.size()); }
 
 bool append_scalar(json::Value v, std::string& out) {
   switch (v.type()) {

@@ -5,6 +5,7 @@
 
 #include "config/policies.hpp"
 #include "config/readers.hpp"
+#include "http/message.hpp"
 
 namespace lg::config_readers {
 
@@ -27,11 +28,7 @@ void read_string_map(Problems& p, const Value& v, std::map<std::string, std::str
   }
 }
 
-bool valid_header_name(std::string_view n) {
-  return !n.empty() && n.size() <= 256 && std::all_of(n.begin(), n.end(), [](unsigned char c) {
-    return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
-  });
-}
+bool valid_header_name(std::string_view n) { return n.size() <= 256 && http::detail::is_token(n); }
 
 void read_header_name(Problems& p, const Value& v, std::string& out) {
   if (read_string(p, v, out) && !valid_header_name(out)) p.add(v.line, v.path, "invalid header name " + quoted(out));
@@ -236,7 +233,7 @@ void read_rate_limit(Problems& p, const Value& v, RateLimitConfig& c) {
 }
 
 bool valid_header_value(std::string_view v) {
-  return v.size() <= 8192 && std::none_of(v.begin(), v.end(), [](unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; });
+  return v.size() <= 8192 && http::detail::valid_field_value(v.data(), v.data() + v.size());
 }
 
 void read_header_pairs(Problems& p, const Value& v, std::vector<std::pair<std::string, std::string>>& out) {

@@ -252,6 +252,20 @@ struct Parser {
     return true;
   }
 
+  // After an array element or object member: ',' -> 1 (more follow), `close` -> 0, else -1.
+  int after_member(char close) {
+    ws();
+    if (p < end && *p == ',') {
+      ++p;
+      return 1;
+    }
+    if (p < end && *p == close) {
+      ++p;
+      return 0;
+    }
+    return -1;
+  }
+
   bool array() {
     std::uint32_t idx;
     if (!enter() || !add(Type::array, idx)) return false;
@@ -264,16 +278,9 @@ struct Parser {
       while (true) {
         if (!value()) return false;
         ++count;
-        ws();
-        if (p < end && *p == ',') {
-          ++p;
-          continue;
-        }
-        if (p < end && *p == ']') {
-          ++p;
-          break;
-        }
-        return fail(Error::syntax);
+        const int more = after_member(']');
+        if (more < 0) return fail(Error::syntax);
+        if (more == 0) break;
       }
     }
     d.nodes_[idx].a = count;
@@ -313,16 +320,9 @@ struct Parser {
         ++p;
         if (!value()) return false;
         ++count;
-        ws();
-        if (p < end && *p == ',') {
-          ++p;
-          continue;
-        }
-        if (p < end && *p == '}') {
-          ++p;
-          break;
-        }
-        return fail(Error::syntax);
+        const int more = after_member('}');
+        if (more < 0) return fail(Error::syntax);
+        if (more == 0) break;
       }
     }
     d.keys_.resize(base);

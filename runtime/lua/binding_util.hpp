@@ -39,10 +39,7 @@ constexpr unsigned kBeforeUpstream = phase_bit(Phase::rewrite) | phase_bit(Phase
 inline bool valid_name(std::string_view n) { return n.size() <= 256 && http::detail::is_token(n); }
 
 inline bool valid_value(std::string_view v) {
-  if (v.size() > 8192) return false;
-  for (unsigned char c : v)
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-  return true;
+  return v.size() <= 8192 && http::detail::valid_field_value(v.data(), v.data() + v.size());
 }
 
 inline std::string_view checked_name(lua_State* L, int i, const char* fn) {

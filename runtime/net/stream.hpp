@@ -108,6 +108,9 @@ class Stream final : public IoHandler {
   bool tls_do_write();
   void tls_on_io(std::uint32_t events);
   int tls_handshake();  // 1 done, 0 waiting for the socket, -1 failed
+  // Maps SSL_ERROR_WANT_READ/WRITE of a read (`reading`) or a write onto the readiness flags;
+  // true when the operation has to wait for the socket.
+  bool tls_would_block(int ssl_error, bool reading);
   bool tls_attach(ssl_st* ssl);  // our BIO over fd_; takes the SSL
   void tls_shutdown();
   void tls_idle();  // a lazy read: the connection waits, its staging buffer can go

@@ -234,6 +234,20 @@ int Stream::tls_handshake() {
   }
 }
 
+bool Stream::tls_would_block(int e, bool reading) {
+  if (e == SSL_ERROR_WANT_READ) {
+    readable_ = false;
+    if (!reading) tls_->write_needs_in = true;  // a write that waits on the other direction
+    return true;
+  }
+  if (e == SSL_ERROR_WANT_WRITE) {
+    writable_ = false;
+    if (reading) tls_->read_needs_out = true;
+    return true;
+  }
+  return false;
+}
+
 bool Stream::tls_do_read() {
   TlsSession& t = *tls_;
   t.read_needs_out = false;
@@ -261,19 +275,8 @@ bool Stream::tls_do_read() {
     char c;
     std::size_t got = 0;
     const int r = SSL_peek_ex(t.ssl, &c, 1, &got);
-    if (r <= 0) {
-      const int e = SSL_get_error(t.ssl, r);
-      if (e == SSL_ERROR_WANT_READ) {
-        readable_ = false;
-        return false;
-      }
-      if (e == SSL_ERROR_WANT_WRITE) {
-        writable_ = false;
-        t.read_needs_out = true;
-        return false;
-      }
-      // end of stream or an error: SSL_read below reports it again
-    }
+    // End of stream or an error: SSL_read below reports it again.
+    if (r <= 0 && tls_would_block(SSL_get_error(t.ssl, r), true)) return false;
     user_->provide_read_buffer(*this, rd_buf_, rd_len_);
     rd_lazy_ = false;
   }
@@ -286,15 +289,7 @@ bool Stream::tls_do_read() {
     if (t.short_read && !SSL_has_pending(t.ssl) && !peer_closed_) readable_ = false;
   } else {
     const int e = SSL_get_error(t.ssl, r);
-    if (e == SSL_ERROR_WANT_READ) {
-      readable_ = false;
-      return false;
-    }
-    if (e == SSL_ERROR_WANT_WRITE) {
-      writable_ = false;
-      t.read_needs_out = true;
-      return false;
-    }
+    if (tls_would_block(e, true)) return false;
     rd_n_ = 0;
     rd_err_ = e == SSL_ERROR_ZERO_RETURN ? 0 : ssl_errno(e);  // close_notify (or a bare FIN) is EOF
     if (rd_err_) {
@@ -349,15 +344,7 @@ bool Stream::tls_do_write() {
       continue;
     }
     const int e = SSL_get_error(t.ssl, r);
-    if (e == SSL_ERROR_WANT_WRITE) {
-      writable_ = false;
-      return false;
-    }
-    if (e == SSL_ERROR_WANT_READ) {
-      readable_ = false;
-      t.write_needs_in = true;
-      return false;
-    }
+    if (tls_would_block(e, false)) return false;
     t.failed = true;
     wr_err_ = ssl_errno(e);
     wr_done_ = true;

@@ -16,11 +16,6 @@ bool read_file(const std::string& path, std::string& out) {
   out = s.str();
   return true;
 }
-bool header_value_ok(std::string_view v) {
-  for (unsigned char c : v)
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-  return true;
-}
 std::string resolve(const std::string& dir, const std::string& p) {
   return p.empty() || p[0] == '/' || dir.empty() ? p : dir + "/" + p;
 }
@@ -108,7 +103,7 @@ bool JwtAuth::apply(PolicyRequest& r) const {
   const std::string_view who = result.claims.string(cfg_.consumer_claim);
   if (!who.empty()) {
     // It becomes X-Consumer-ID and a rate-limit key: a value that is no header value is refused.
-    if (who.size() > 256 || !header_value_ok(who)) {
+    if (who.size() > 256 || !http::detail::valid_field_value(who.data(), who.data() + who.size())) {
       r.answer_headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lunagate\", error=\"invalid_token\"");
       r.message_detail = "consumer claim not usable";
       return r.answer(401, "invalid token");
