@@ -48,8 +48,7 @@ bool read_file_ref(Problems& p, const Value& v, const std::string& config_path, 
   std::string text;
   if (!read_string(p, v, text)) return false;
   // (no <filesystem> here: its std::quoted would clash with yaml_reader's quoted by ADL)
-  const std::size_t slash = config_path.rfind('/');
-  out.path = text.front() == '/' || slash == std::string::npos ? text : config_path.substr(0, slash + 1) + text;
+  out.path = config_relative(config_path, text);
   out.origin = fmt::format("{}:{}: {}", config_path, v.line, v.path);
   return true;
 }

@@ -73,13 +73,15 @@ void read_key_auth(Problems& p, const Value& v, KeyAuthConfig& c) {
   m.finish();
 }
 
-void read_jwt(Problems& p, const Value& v, JwtConfig& c) {
+void read_jwt(Problems& p, const Value& v, const std::string& config_path, JwtConfig& c) {
   MapReader m(p, v);
   if (auto i = m.get("issuer")) read_string(p, *i, c.issuer);
   if (auto a = m.get("audience")) read_strings(p, *a, c.audiences);
   if (auto l = m.get("leeway")) read_duration(p, *l, c.leeway);
   if (auto l = m.get("max_lifetime")) read_duration(p, *l, c.max_lifetime);
-  if (auto f = m.get("jwks_file")) read_string(p, *f, c.jwks_file);
+  if (auto f = m.get("jwks_file")) {
+    if (read_string(p, *f, c.jwks_file)) c.jwks_file = config_relative(config_path, c.jwks_file);
+  }
   if (auto ks = m.get("keys")) {
     std::vector<Value> items;
     list_items(p, *ks, items);
@@ -91,7 +93,9 @@ void read_jwt(Problems& p, const Value& v, JwtConfig& c) {
       if (auto x = km.required("alg")) read_string(p, *x, k.alg);
       if (auto x = km.get("secret")) read_string(p, *x, k.secret);
       if (auto x = km.get("pem")) read_string(p, *x, k.pem);
-      if (auto x = km.get("pem_file")) read_string(p, *x, k.pem_file);
+      if (auto x = km.get("pem_file")) {
+        if (read_string(p, *x, k.pem_file)) k.pem_file = config_relative(config_path, k.pem_file);
+      }
       km.finish();
       const int sources = !k.secret.empty() + !k.pem.empty() + !k.pem_file.empty();
       if (sources != 1) p.add(item.line, item.path, "a key needs exactly one of secret, pem, pem_file");
@@ -306,7 +310,7 @@ void read_consumers(Problems& p, const Value& v, std::vector<ConsumerConfig>& ou
   }
 }
 
-void read_policies(Problems& p, const Value& v, std::vector<PolicyConfig>& out) {
+void read_policies(Problems& p, const Value& v, const std::string& config_path, std::vector<PolicyConfig>& out) {
   std::vector<Value> items;
   list_items(p, v, items);
   for (const Value& item : items) {
@@ -322,7 +326,7 @@ void read_policies(Problems& p, const Value& v, std::vector<PolicyConfig>& out) 
     pc.line = item.line;
     pc.path = item.path;
     if (name == "key-auth") read_key_auth(p, body, pc.spec.emplace<KeyAuthConfig>());
-    else if (name == "jwt") read_jwt(p, body, pc.spec.emplace<JwtConfig>());
+    else if (name == "jwt") read_jwt(p, body, config_path, pc.spec.emplace<JwtConfig>());
     else if (name == "acl") read_acl(p, body, pc.spec.emplace<AclConfig>());
     else if (name == "ip-restriction") read_ip(p, body, pc.spec.emplace<IpRestrictionConfig>());
     else if (name == "cors") read_cors(p, body, pc.spec.emplace<CorsConfig>());

@@ -19,8 +19,16 @@ void read_routes(yaml_reader::Problems& p, const yaml_reader::Value& v, Config& 
 void read_scripts_section(yaml_reader::Problems& p, const yaml_reader::Value& v, ScriptsConfig& out);
 void read_script_refs(yaml_reader::Problems& p, const yaml_reader::Value& v, std::vector<ScriptRef>& out);
 
-// `consumers:` and a route's `policies:` (policy_reader.cpp).
+// A file path from the config, relative to the config file's folder unless absolute.
+inline std::string config_relative(const std::string& config_path, const std::string& text) {
+  const std::size_t slash = config_path.rfind('/');
+  return text.empty() || text.front() == '/' || slash == std::string::npos ? text : config_path.substr(0, slash + 1) + text;
+}
+
+// `consumers:` and a route's `policies:` (policy_reader.cpp); file paths in them are resolved
+// against `config_path`.
 void read_consumers(yaml_reader::Problems& p, const yaml_reader::Value& v, std::vector<ConsumerConfig>& out);
-void read_policies(yaml_reader::Problems& p, const yaml_reader::Value& v, std::vector<PolicyConfig>& out);
+void read_policies(yaml_reader::Problems& p, const yaml_reader::Value& v, const std::string& config_path,
+                   std::vector<PolicyConfig>& out);
 
 }  // namespace lg::config_readers

@@ -128,8 +128,8 @@ struct RouteRef {  // where a route names its upstream, checked once all upstrea
   Value at;
 };
 
-void read_route(Problems& p, const Value& v, RouteConfig& r, std::vector<RouteRef>& refs,
-                int& name_line) {
+void read_route(Problems& p, const Value& v, const std::string& config_path, RouteConfig& r,
+                std::vector<RouteRef>& refs, int& name_line) {
   MapReader m(p, v);
   r.line = line_of(v.node, v.line);
   if (auto n = m.required("name")) {
@@ -155,7 +155,7 @@ void read_route(Problems& p, const Value& v, RouteConfig& r, std::vector<RouteRe
     std::uint64_t n = 0;
     if (read_size(p, *b, 0, n)) r.max_body_bytes = n;
   }
-  if (auto pv = m.get("policies")) read_policies(p, *pv, r.policies);
+  if (auto pv = m.get("policies")) read_policies(p, *pv, config_path, r.policies);
   if (auto sc = m.get("scripts")) read_script_refs(p, *sc, r.scripts);
   m.finish();
 }
@@ -170,7 +170,7 @@ void read_routes(Problems& p, const Value& v, Config& cfg, const std::set<std::s
   for (const auto& item : items) {
     RouteConfig r;
     int name_line = item.line;
-    read_route(p, item, r, refs, name_line);
+    read_route(p, item, cfg.path, r, refs, name_line);
     if (!r.name.empty()) {
       const auto [it, inserted] = first_line.emplace(r.name, r.line);
       if (!inserted)

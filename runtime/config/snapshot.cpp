@@ -63,8 +63,7 @@ Snapshot::Snapshot(Config cfg, std::string file_text, std::uint64_t ver)
     upstreams.push_back(std::move(g));
   }
   load_scripts();
-  const auto slash = config.path.find_last_of('/');
-  policies = policy::compile_policies(config, slash == std::string::npos ? "." : config.path.substr(0, slash));
+  policies = policy::compile_policies(config);
   route_upstream.reserve(config.routes.size());
   for (const auto& r : config.routes) {
     auto it = index.find(r.upstream);

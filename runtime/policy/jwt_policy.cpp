@@ -16,12 +16,9 @@ bool read_file(const std::string& path, std::string& out) {
   out = s.str();
   return true;
 }
-std::string resolve(const std::string& dir, const std::string& p) {
-  return p.empty() || p[0] == '/' || dir.empty() ? p : dir + "/" + p;
-}
 }  // namespace
 
-std::string make_jwt_keys(const JwtConfig& c, const std::string& dir, auth::JwtKeySet& out) {
+std::string make_jwt_keys(const JwtConfig& c, auth::JwtKeySet& out) {
   for (const JwtKeyConfig& k : c.keys) {
     auth::Alg alg;
     if (!auth::parse_alg(k.alg, alg)) return "key '" + k.kid + "': unknown alg '" + k.alg + "'";
@@ -30,15 +27,15 @@ std::string make_jwt_keys(const JwtConfig& c, const std::string& dir, auth::JwtK
       r = out.add_secret(k.kid, alg, k.secret);
     } else {
       std::string pem = k.pem;
-      if (!k.pem_file.empty() && !read_file(resolve(dir, k.pem_file), pem))
-        return "key '" + k.kid + "': cannot read " + resolve(dir, k.pem_file);
+      if (!k.pem_file.empty() && !read_file(k.pem_file, pem))
+        return "key '" + k.kid + "': cannot read " + k.pem_file;
       r = out.load_pem(k.kid, alg, pem);
     }
     if (!r.ok()) return "key '" + k.kid + "': " + r.error;
   }
   if (!c.jwks_file.empty()) {
     std::string text;
-    if (!read_file(resolve(dir, c.jwks_file), text)) return "cannot read jwks_file " + resolve(dir, c.jwks_file);
+    if (!read_file(c.jwks_file, text)) return "cannot read jwks_file " + c.jwks_file;
     const auth::JwtLoadResult r = out.load_jwks(text);
     if (!r.ok()) return "jwks_file: " + r.error;
   }

@@ -22,8 +22,8 @@ class JwtAuth final : public Policy {
   const ConsumerTable& consumers_;
 };
 
-// Loads the keys of a jwt policy (secrets, PEM text or files, a JWKS file; paths relative to
-// `dir`). Returns "" or an error message.
-std::string make_jwt_keys(const JwtConfig& c, const std::string& dir, auth::JwtKeySet& out);
+// Loads the keys of a jwt policy (secrets, PEM text or files, a JWKS file; the reader resolved
+// the paths). Returns "" or an error message.
+std::string make_jwt_keys(const JwtConfig& c, auth::JwtKeySet& out);
 
 }  // namespace lg::policy

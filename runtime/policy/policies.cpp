@@ -10,7 +10,7 @@
 
 namespace lg::policy {
 
-std::unique_ptr<CompiledPolicies> compile_policies(const Config& cfg, const std::string& config_dir) {
+std::unique_ptr<CompiledPolicies> compile_policies(const Config& cfg) {
   auto out = std::make_unique<CompiledPolicies>();
   out->consumers = std::make_unique<ConsumerTable>(cfg.consumers);
   out->routes.resize(cfg.routes.size());
@@ -29,7 +29,7 @@ std::unique_ptr<CompiledPolicies> compile_policies(const Config& cfg, const std:
               chain.push_back(std::make_unique<KeyAuth>(spec, *out->consumers));
             } else if constexpr (std::is_same_v<T, JwtConfig>) {
               auth::JwtKeySet keys;
-              const std::string err = make_jwt_keys(spec, config_dir, keys);
+              const std::string err = make_jwt_keys(spec, keys);
               if (!err.empty()) fail(pc, err);
               else chain.push_back(std::make_unique<JwtAuth>(spec, std::move(keys), *out->consumers));
             } else if constexpr (std::is_same_v<T, AclConfig>) {

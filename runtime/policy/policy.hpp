@@ -121,11 +121,11 @@ struct RoutePolicies {
 };
 
 // Compiles every route's policies. Throws ConfigError with "file:line: path: message" lines
-// (a key file that cannot be read, a bad CIDR, ...). `config_dir` resolves relative paths.
+// (a key file that cannot be read, a bad CIDR, ...).
 struct CompiledPolicies {
   std::unique_ptr<ConsumerTable> consumers;
   std::vector<RoutePolicies> routes;  // per route index
 };
-std::unique_ptr<CompiledPolicies> compile_policies(const Config& cfg, const std::string& config_dir);
+std::unique_ptr<CompiledPolicies> compile_policies(const Config& cfg);
 
 }  // namespace lg::policy
