@@ -51,20 +51,21 @@ void RemoteLimiter::take(policy::RemoteTake& t) {
   t.reserve = nullptr;
   t.redis_id = 0;
   const std::int64_t now = wall_ms();
+  // batch: the reserve of this policy, key and set of limits
+  std::string name;
+  if (t.batch) {
+    name.reserve(t.base.size() + 24 * t.limits.size() + 4);
+    name.append(t.token_bucket ? "tb|" : "sw|").append(t.base);
+    for (const RemoteLimit& l : t.limits)
+      name.append("|").append(std::to_string(static_cast<std::int64_t>(l.limit))).append("/").append(
+          std::to_string(l.window_ms));
+  }
   // Reserves are per key, and keys can be chosen by clients (by: header, IPv6 addresses): past
   // kMaxReserves live ones a new key is served exactly (one round trip) instead of getting one.
   bool exact = !t.batch;
-  if (t.batch && reserves_.size() >= kMaxReserves) {
+  if (t.batch && reserves_.size() >= kMaxReserves && !reserves_.contains(name)) {
     sweep(now);
     exact = reserves_.size() >= kMaxReserves;
-  }
-  if (exact && t.batch) {
-    std::string probe;
-    probe.append(t.token_bucket ? "tb|" : "sw|").append(t.base);
-    for (const RemoteLimit& l : t.limits)
-      probe.append("|").append(std::to_string(static_cast<std::int64_t>(l.limit))).append("/").append(
-          std::to_string(l.window_ms));
-    exact = reserves_.find(probe) == reserves_.end();  // an existing reserve is still used
   }
   if (exact) {
     if (client_.health() != RedisClient::Health::up) return;
@@ -74,13 +75,6 @@ void RemoteLimiter::take(policy::RemoteTake& t) {
     if (t.redis_id) t.status = S::waiting;
     return;
   }
-  // batch: the reserve of this policy, key and set of limits
-  std::string name;
-  name.reserve(t.base.size() + 24 * t.limits.size() + 4);
-  name.append(t.token_bucket ? "tb|" : "sw|").append(t.base);
-  for (const RemoteLimit& l : t.limits)
-    name.append("|").append(std::to_string(static_cast<std::int64_t>(l.limit))).append("/").append(
-        std::to_string(l.window_ms));
   auto& slot = reserves_[name];
   if (!slot) {
     slot = std::make_unique<KeyReserve>();
