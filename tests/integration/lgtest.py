@@ -277,6 +277,10 @@ class Backend:
 # --------------------------------------------------------------------------------------------
 # lunagate
 
+class PortTaken(RuntimeError):
+    """lunagate could not bind a port that was free when it was picked."""
+
+
 class Gateway:
     """Runs `lunagate run -c FILE` with a generated config in a temp dir.
 
@@ -295,20 +299,37 @@ class Gateway:
         self.extra_files = extra_files or {}
         self.values = dict(values or {})
         self.ready_timeout = ready_timeout
-        self.port = port or free_port()
-        self.admin_port = admin_port or free_port()
-        while self.admin_port == self.port:
-            self.admin_port = free_port()
+        self._fixed_ports = (port, admin_port)
+        self._pick_ports()
         self.proc = None
         self.dir = None
         self._out = self._err = None
 
+    def _pick_ports(self):
+        port, admin_port = self._fixed_ports
+        self.port = port or free_port()
+        self.admin_port = admin_port or free_port()
+        while self.admin_port == self.port:
+            self.admin_port = free_port()
+
+    # Ports from free_port() can be taken by another test's process before lunagate binds them
+    # (tests run in parallel); then lunagate exits with "Address already in use". Ports this
+    # object picked itself are re-picked a bounded number of times; fixed ones are not.
+    PORT_RACE_RETRIES = 4
+
     def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
+        for attempt in range(self.PORT_RACE_RETRIES + 1):
+            try:
+                self.start()
+                return self
+            except PortTaken:
+                self.close()
+                if attempt == self.PORT_RACE_RETRIES or self._fixed_ports == (self.port, self.admin_port):
+                    raise
+                self._pick_ports()
+            except BaseException:
+                self.close()
+                raise
         return self
 
     def __exit__(self, *exc):
@@ -356,8 +377,9 @@ class Gateway:
 
         def ready():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"lunagate exited with {self.proc.returncode} during startup:\n"
-                                   f"{self.stderr_text()[-4000:]}")
+                err = self.stderr_text()[-4000:]
+                kind = PortTaken if "Address already in use" in err else RuntimeError
+                raise kind(f"lunagate exited with {self.proc.returncode} during startup:\n{err}")
             if not port_accepts(self.port):
                 return False
             if not has_admin:

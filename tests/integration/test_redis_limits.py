@@ -35,15 +35,27 @@ class RedisServer:
     """redis-server on 127.0.0.1:port without persistence; stop() kills it by PID."""
 
     def __init__(self, port=None):
+        self.fixed_port = port
         self.port = port or lgtest.free_port()
         self.proc = None
         self.dir = tempfile.mkdtemp(prefix="lg-redis-")
 
     def start(self):
-        self.proc = subprocess.Popen([REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", self.dir],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        lgtest.wait_until(lambda: lgtest.port_accepts(self.port), 10, what="redis-server to listen")
+        # A port picked by free_port() may be taken by a parallel test before redis binds it; then
+        # redis exits at once and a fresh port is tried (bounded). A restart keeps its port.
+        for attempt in range(5):
+            self.proc = subprocess.Popen([REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                          "--appendonly", "no", "--dir", self.dir],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+            lgtest.wait_until(lambda: self.proc.poll() is not None or lgtest.port_accepts(self.port), 10,
+                              what="redis-server to listen")
+            if self.proc.poll() is None:
+                self.fixed_port = self.port
+                return self
+            if self.fixed_port or attempt == 4:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode} on port {self.port}")
+            self.port = lgtest.free_port()
         return self
 
     def kill(self):
