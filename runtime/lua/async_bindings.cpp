@@ -53,6 +53,7 @@ void read_call(lua_State* L, int name_idx, int opts_idx, const char* fn, HttpCal
   c.upstream = static_cast<std::uint32_t>(up);
   if (lua_isnoneornil(L, opts_idx)) return;
   if (!lua_istable(L, opts_idx)) luaL_error(L, "%s: options must be a table", fn);
+  detail::check_c_stack(L);  // the lua_getfield calls below may run __index functions
   opts_idx = opts_idx < 0 ? lua_gettop(L) + opts_idx + 1 : opts_idx;
   lua_getfield(L, opts_idx, "method");
   if (!lua_isnil(L, -1)) {

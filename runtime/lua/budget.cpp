@@ -62,7 +62,7 @@ void* Governor::alloc(void* ud, void* ptr, std::size_t osize, std::size_t nsize)
   g->big_blocks_ += (nsize >= kClockCheckAlloc) - (old >= kClockCheckAlloc);
   if (nsize >= kClockCheckAlloc && g->run_ && !g->run_->fine && !g->run_->killed() && g->main_) {
     g->run_->fine = true;  // lua_sethook only sets hook fields and the dispatch table
-    g->set_hook(g->main_, kHookCountFine);
+    g->set_hook(g->main_, kHookCountFine, true);
   }
   return p;
 }
@@ -81,19 +81,20 @@ void Governor::end() {
   soft_limit_ = hard_limit_ = SIZE_MAX;
 }
 
-void Governor::set_hook(lua_State* L, int count) {
-  if (armed_count_ == count) return;
+void Governor::set_hook(lua_State* L, int count, bool call) {
+  if (armed_count_ == count && armed_call_ == call) return;
   armed_count_ = count;
-  lua_sethook(L, &Governor::hook, LUA_MASKCOUNT | LUA_MASKCALL, count);
+  armed_call_ = call;
+  lua_sethook(L, &Governor::hook, LUA_MASKCOUNT | (call ? LUA_MASKCALL : 0), count);
 }
 
 void Governor::arm(lua_State* L) {
   const bool fine = big_blocks_ > 0;
   if (run_) run_->fine = fine;
-  set_hook(L, fine ? kHookCountFine : kHookCount);
+  set_hook(L, fine ? kHookCountFine : kHookCount, fine);
 }
 
-void Governor::arm_kill(lua_State* L) { set_hook(L, 1); }
+void Governor::arm_kill(lua_State* L) { set_hook(L, 1, true); }
 
 namespace {
 
@@ -110,11 +111,23 @@ std::string where(lua_State* L, int level) {
   return {};
 }
 
+constexpr const char kCStackMessage[] = "C stack overflow (callbacks or coroutines nested too deeply)";
+
 [[noreturn]] void raise_msg(lua_State* L, int level, const char* msg) {
   const std::string w = where(L, level);
   lua_pushfstring(L, "%s%s%s", w.c_str(), w.empty() ? "" : " ", msg);
   lua_error(L);
   __builtin_unreachable();
+}
+
+// Refuses deep Lua stacks long before LuaJIT's own limit (LuaJIT's stack-overflow error path is
+// CVE-2024-25178), and a C stack past the run's floor.
+void check_depth(lua_State* L, RunState& rs) {
+  lua_Debug d;
+  if (lua_getstack(L, 0, &d) && (d.i_ci & 0xffff) > kMaxLuaSlots)
+    raise_msg(L, 1, "stack overflow (script call depth limit)");
+  const char probe = 0;
+  if (&probe < rs.c_stack_floor) raise_msg(L, 1, kCStackMessage);
 }
 
 }  // namespace
@@ -145,6 +158,7 @@ void Governor::hook(lua_State* L, lua_Debug* ar) {
     }
     if (monotonic_ns() >= rs.deadline_ns) rs.cpu_killed = true;
     if (rs.killed()) raise_kill(L, rs);
+    check_depth(L, rs);  // belt and braces: C->Lua paths are checked where they start
     // Three quarters of the budget used: garbage may be part of it (LuaJIT does not collect
     // before refusing an allocation), so collect once before the allocator starts refusing, if
     // at least half of the CPU budget is left (a full collection of a budget-sized heap takes
@@ -157,14 +171,15 @@ void Governor::hook(lua_State* L, lua_Debug* ar) {
     }
     return;
   }
-  // A Lua function is being entered (its frame is already allocated). Refuse deep Lua stacks long
-  // before LuaJIT's own limit: LuaJIT's stack-overflow error path is CVE-2024-25178.
-  lua_Debug d;
-  if (lua_getstack(L, 0, &d) && (d.i_ci & 0xffff) > kMaxLuaSlots)
-    raise_msg(L, 1, "stack overflow (script call depth limit)");
-  // Every C->Lua nesting (gsub callback, coroutine.wrap, metamethods called from C) passes here.
+  // A Lua function is being entered (its frame is already allocated).
+  check_depth(L, rs);
+}
+
+void check_c_stack(lua_State* L) {
+  Governor* g = Governor::of(L);
+  if (!g || !g->run()) return;
   const char probe = 0;
-  if (&probe < rs.c_stack_floor) raise_msg(L, 1, "C stack overflow (callbacks or coroutines nested too deeply)");
+  if (&probe < g->run()->c_stack_floor) raise_msg(L, 1, kCStackMessage);
 }
 
 void check_killed(lua_State* L) {
@@ -200,6 +215,7 @@ void poll(lua_State* L) {
 }
 
 CallbackDepth::CallbackDepth(lua_State* L) {
+  check_c_stack(L);  // before counting: a raise from here runs no destructor
   Governor* g = Governor::of(L);
   rs_ = g ? g->run() : nullptr;
   if (!rs_) return;

@@ -9,8 +9,16 @@
 // What bounds a script (its code is never JIT-compiled, so every instruction of it is interpreted;
 // only stdlib loops bounded by their input may run as traces, see sandbox.hpp):
 // - a count hook every kHookCount instructions compares a monotonic clock with the deadline;
-// - a call hook on every Lua function call refuses Lua stacks deeper than kMaxLuaSlots slots and
-//   C stacks deeper than the run's C-stack allowance (gsub/coroutine.wrap/metamethod recursion);
+// - a call hook on every Lua function call refuses Lua stacks deeper than kMaxLuaSlots slots. It
+//   is armed only while the state holds a block of kClockCheckAlloc bytes or more: a Lua stack of
+//   8,192 slots or more is such a block (any growth to that size is a reallocation the allocator
+//   sees), and below that size no stack is anywhere near LuaJIT's limit. One instruction adds at
+//   most ~8,250 slots (a call with unpack's 8,000 results into a 250-slot frame), so a stack
+//   checked on every call from 8,192 slots on stops below 48,500, far from 65,500. Without the
+//   call hook a script pays no per-call price (~130 instructions per Lua call);
+// - C stacks deeper than the run's allowance are refused where C calls back into Lua
+//   (CallbackDepth: gsub, format, sort; coroutine.resume/wrap; os.time's table; gw.http options)
+//   and on every count-hook event;
 // - the allocator refuses growth past the run's memory limit, and checks the clock on every
 //   allocation of 64 KiB or more (long C calls allocate as they go);
 // - while the state holds any block of 64 KiB or more (a big string, LuaJIT's string buffer
@@ -86,14 +94,16 @@ class Governor {
   // when no run is active): lua_sethook rewrites the dispatch table, so it is only called when
   // the count changes.
   static void hook(lua_State* L, lua_Debug* ar);
-  void arm(lua_State* L);       // count hook every kHookCount (kHookCountFine) + call hook
-  void arm_kill(lua_State* L);  // count hook at 1: the kill is raised on every instruction
+  // count hook every kHookCount, or every kHookCountFine + the call hook while big blocks live
+  void arm(lua_State* L);
+  void arm_kill(lua_State* L);  // count hook at 1 + call hook: the kill is raised on every instruction
 
  private:
   std::size_t in_use_ = 0;
   std::size_t big_blocks_ = 0;  // live blocks of kClockCheckAlloc bytes or more
   int armed_count_ = 0;         // the count the hook is installed with (0: not installed)
-  void set_hook(lua_State* L, int count);
+  bool armed_call_ = false;     // ... and whether the call hook is on
+  void set_hook(lua_State* L, int count, bool call);
   lua_State* main_ = nullptr;
   std::size_t soft_limit_ = SIZE_MAX;
   std::size_t hard_limit_ = SIZE_MAX;
@@ -113,6 +123,10 @@ void check_deadline(lua_State* L);
 // For results built outside the Lua allocator (gsub's std::string): a buffer larger than the
 // run's whole memory budget kills the run as memory-exceeded.
 void check_buffer(lua_State* L, std::size_t bytes);
+
+// Raises "C stack overflow" if the C stack is below the run's floor: called where C code calls
+// back into Lua (each level of such a recursion passes here).
+void check_c_stack(lua_State* L);
 
 // RAII nesting counter for C functions that call back into Lua (gsub with a function or table,
 // format's __tostring, sort's comparator): raises "callbacks nested too deeply" past the limit.

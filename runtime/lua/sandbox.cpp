@@ -23,7 +23,7 @@ namespace {
 //   calls may suspend a request, and coroutine.running() returns nil there (the handler's
 //   coroutine is never handed to a script).
 constexpr const char kWrappers[] = R"lua(
-local pcall, type, error, check, is_root, co_resume, co_wrap, co_yield, co_running = ...
+local pcall, type, error, check, is_root, co_resume, co_wrap, co_yield, co_running, cstack = ...
 local function pass(...) check() return ... end
 local function safe_pcall(f, ...) return pass(pcall(f, ...)) end
 local function finish_x(handler, ok, ...)
@@ -39,10 +39,11 @@ local function safe_xpcall(f, handler, ...)
   end
   return finish_x(handler, pcall(f, ...))
 end
-local function safe_resume(co, ...) return pass(co_resume(co, ...)) end
+-- A resume nests C frames (lj_vm_resume): cstack() refuses one past the run's C-stack floor.
+local function safe_resume(co, ...) cstack() return pass(co_resume(co, ...)) end
 local function safe_wrap(f)
   local g = co_wrap(f)
-  return function(...) return pass(g(...)) end
+  return function(...) cstack() return pass(g(...)) end
 end
 local function safe_yield(...)
   if is_root() then
@@ -81,6 +82,20 @@ int env_newindex(lua_State* L) {
 int check_fn(lua_State* L) {
   check_killed(L);
   return 0;
+}
+
+int cstack_fn(lua_State* L) {
+  check_c_stack(L);
+  return 0;
+}
+
+// os.time(t) reads t's fields with lua_getfield: an __index function runs as a C->Lua nesting.
+int safe_os_time(lua_State* L) {
+  check_c_stack(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
 }
 
 int is_root_fn(lua_State* L) {
@@ -245,7 +260,9 @@ int build_sandbox(lua_State* L) {
 
   lua_getfield(L, G, "os");
   lua_newtable(L);
-  copy_field(L, base + 1, base + 2, "time");
+  lua_getfield(L, base + 1, "time");
+  lua_pushcclosure(L, safe_os_time, 1);
+  lua_setfield(L, base + 2, "time");
   copy_field(L, base + 1, base + 2, "clock");
   to_proxy(L);
   lua_setfield(L, base, "os");
@@ -269,7 +286,8 @@ int build_sandbox(lua_State* L) {
   lua_getfield(L, rco, "wrap");
   lua_getfield(L, rco, "yield");
   lua_getfield(L, rco, "running");
-  lua_call(L, 9, 6);
+  lua_pushcfunction(L, cstack_fn);
+  lua_call(L, 10, 6);
   lua_setfield(L, co, "running");
   lua_setfield(L, co, "yield");
   lua_setfield(L, co, "wrap");

@@ -143,6 +143,22 @@ TEST_CASE("lua CVE-2024-25178: stack overflow handling stays in bounds", "[lua]"
   CHECK(body_of(vm, big +
                         "local r, e = coroutine.wrap(function() return pcall(recursive_f) end)()\n" +
                         respond("(not r and e:find('stack overflow')) and 'clean' or tostring(e)")) == "clean");
+  // 2b. The call hook (the depth check) is armed only once a stack reaches 8,192 slots: frames of
+  //     ~8,000 slots per level (unpack's maximum) and 250-slot frames, in the handler's own
+  //     coroutine and in a nested one, still stop at the gateway's limit, well before LuaJIT's
+  //     (whose overflow handling is the CVE).
+  const std::string wide =
+      "local t = {} for i = 1, 7990 do t[i] = i end\n"
+      "local function wide(...) local n = select('#', ...) wide(unpack(t)) return n end\n";
+  CHECK(body_of(vm, wide + "local r, e = pcall(wide)\n" +
+                        respond("(not r and e:find('script call depth limit', 1, true)) and 'clean' or tostring(e)")) == "clean");
+  CHECK(body_of(vm, wide + "local r, e = coroutine.wrap(function() return pcall(wide, 1, 2) end)()\n" +
+                        respond("(not r and e:find('script call depth limit', 1, true)) and 'clean' or tostring(e)")) == "clean");
+  CHECK(body_of(vm, big + "local r, e = pcall(recursive_f)\n" +
+                        respond("(not r and e:find('script call depth limit', 1, true)) and 'clean' or tostring(e)")) == "clean");
+  // A deep but legal recursion (a few thousand levels) is not refused, and the next run is fine.
+  CHECK(body_of(vm, "local function d(n) if n == 0 then return 0 end return 1 + d(n - 1) end\n" +
+                        respond("tostring(d(5000))")) == "5000");
   // 3. Stack growth when the request is at its memory limit: never refused (that would write
   //    the error message past the stack), the run is stopped as memory-exceeded instead.
   for (const std::size_t gap : {8u << 10, 48u << 10, 200u << 10}) {
