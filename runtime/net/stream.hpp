@@ -91,6 +91,12 @@ class Stream final : public IoHandler {
   std::string_view tls_peer_subject() const;
   // Why the TLS handshake failed ("certificate verify failed: ..."), empty otherwise.
   std::string_view tls_error() const;
+  // The server-side handshake failed because the client spoke plain HTTP (OpenSSL recognised a
+  // method in place of a ClientHello). The connection may then answer in clear text, once.
+  bool tls_plain_http() const;
+  // Writes bytes straight to the socket, bypassing TLS, without waiting (what does not fit is
+  // dropped): for that one clear-text answer before closing.
+  void send_clear_best_effort(std::string_view bytes);
 
  private:
   void on_io(std::uint32_t events) override;

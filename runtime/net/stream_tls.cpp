@@ -34,6 +34,7 @@ struct TlsSession {
   bool established = false;
   bool failed = false;
   bool shutdown_sent = false;
+  bool plain_http = false;      // the client sent an HTTP request instead of a ClientHello
   bool read_needs_out = false;  // the pending read is blocked on writability
   bool write_needs_in = false;  // the pending write is blocked on readability
   bool short_read = false;      // a recv since the flag was cleared returned less than asked
@@ -203,6 +204,15 @@ bool Stream::start_tls_client(std::shared_ptr<const TlsClientContext> ctx, std::
 std::string_view Stream::tls_peer_subject() const { return tls_ ? std::string_view(tls_->subject) : std::string_view(); }
 std::string_view Stream::tls_error() const { return tls_ ? std::string_view(tls_->error) : std::string_view(); }
 
+bool Stream::tls_plain_http() const { return tls_ && tls_->plain_http; }
+
+void Stream::send_clear_best_effort(std::string_view bytes) {
+  if (fd_ < 0) return;
+  // The request's bytes were all taken by the handshake's read-ahead, so closing after this
+  // sends a FIN (not a reset that could discard the answer at the client).
+  (void)::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 void Stream::tls_free() {
   delete tls_;
   tls_ = nullptr;
@@ -227,6 +237,10 @@ int Stream::tls_handshake() {
     case SSL_ERROR_SSL:
     default: {
       t.failed = true;  // a plain-HTTP client, no shared version or suite, a refused certificate...
+      if (!t.client_ctx) {
+        const int reason = ERR_GET_REASON(ERR_peek_error());
+        t.plain_http = reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST;
+      }
       note_client_error(t, "connection closed during the handshake");
       ERR_clear_error();
       return -1;

@@ -84,6 +84,16 @@ void ClientConnection::on_tls_ready(Stream&) {
   if (phase_ == Phase::idle) set_deadline(w_.limits().client_header_timeout.count());
 }
 
+// As nginx does: a client that spoke plain HTTP to a TLS listener is told so in clear text
+// (400, JSON with a request id) rather than seeing the connection drop without a word.
+void ClientConnection::answer_plain_http_on_tls() {
+  assign_request_id({});
+  std::string out;
+  write_error_response(out, 400, "plain HTTP request sent to the HTTPS port",
+                       std::string_view(request_id_, request_id_len_), true);
+  client_.send_clear_best_effort(out);
+}
+
 Exchange& ClientConnection::exchange() {
   if (!x_) x_ = w_.exchanges().acquire();
   return *x_;
@@ -119,6 +129,7 @@ void ClientConnection::on_read(Stream&, int err, std::size_t n) {
   if (tls_handshaking_) {  // the handshake failed (err) or the client left during it
     tls_handshaking_ = false;
     w_.tls_handshake_done(Worker::TlsResult::failed);
+    if (client_.tls_plain_http()) answer_plain_http_on_tls();
   }
   if (err || n == 0) {
     // The client went away. Nothing can be answered; an upstream mid-exchange is not reusable.

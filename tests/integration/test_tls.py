@@ -240,6 +240,13 @@ class TlsTest(unittest.TestCase):
                     data += chunk
             except ConnectionResetError:
                 pass
+        # Answered in clear text, as nginx does, then closed (the loop above ended on EOF).
+        self.assertTrue(data.startswith(b"HTTP/1.1 400 Bad Request\r\n"), data[:200])
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertIn(b"\r\nConnection: close", head)
+        doc = json.loads(body)
+        self.assertEqual((doc["status"], doc["error"]), (400, "plain HTTP request sent to the HTTPS port"))
+        self.assertTrue(doc["request_id"])
         self.assertNotIn(b"HTTP/1.1 200", data)
         rc, out, err = self.curl("a.test")  # still serving
         self.assertEqual(rc, 0, err)
