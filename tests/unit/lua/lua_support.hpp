@@ -2,6 +2,7 @@
 // table, and outcome names as in the corpus manifest.
 #pragma once
 #include <pthread.h>
+#include <time.h>
 
 #include <functional>
 #include <lua.hpp>
@@ -19,6 +20,23 @@ using lg::lua::Phase;
 using lg::lua::RunResult;
 using lg::lua::ScriptHandle;
 using lg::lua::Vm;
+
+// CPU time this thread has used since construction, in ms. Tests that check a budget stopped a
+// script "soon" bound this rather than wall time: a loaded machine delays a thread but cannot
+// make it burn more CPU than the wall time that passed, so the bound holds however busy CI is.
+class CpuTimer {
+ public:
+  CpuTimer() : t0_(now()) {}
+  double ms() const { return (now() - t0_) / 1e6; }
+
+ private:
+  static double now() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+  }
+  double t0_;
+};
 
 // What a test handler reported through gw.test.respond(response).
 struct TestRequest {
