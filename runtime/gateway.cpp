@@ -19,6 +19,7 @@
 #include "config/snapshot.hpp"
 #include "log/logging.hpp"
 #include "net/worker.hpp"
+#include "redis/revocations.hpp"
 
 namespace lg {
 
@@ -26,6 +27,7 @@ namespace asio = boost::asio;
 
 namespace {
 using lua::check_scripts;
+constexpr std::int64_t kRevokeTimeoutMs = 1000;  // at least, for the admin's Redis write
 
 void log_lines(spdlog::level::level_enum lvl, const std::string& prefix, const std::string& text) {
   std::istringstream in(text);
@@ -114,11 +116,19 @@ struct Gateway::Impl final : AdminBackend {
     return fmt::format("{{\"result\":\"error\",\"version\":{},\"error\":\"{}\"}}\n", snapshot->version, err);
   }
 
-  void revoke_jti(std::string_view jti, std::int64_t ttl_s) override {
+  std::string revoke_jti(std::string_view jti, std::int64_t ttl_s) override {
+    const std::string key = std::string(policy::kRevokedJtiPrefix) + std::string(jti);
     SharedDict::Value v;
     v.is_number = true;
     v.number = 1;
-    shared.dict.set(std::string(policy::kRevokedJtiPrefix) + std::string(jti), v, ttl_s * 1000, monotonic_ms());
+    shared.dict.set(key, v, ttl_s * 1000, monotonic_ms());  // this process at once, Redis or not
+    const auto& redis = snapshot->config.redis;  // restart-only: the workers' one
+    if (!redis) return {};
+    // A blocking call on the main thread: revocations are rare, and the wait is bounded.
+    const std::int64_t timeout = std::max<std::int64_t>(redis->timeout.count(), kRevokeTimeoutMs);
+    std::string err = redis::write_revocation(*redis, key, ttl_s, timeout);
+    if (!err.empty()) spdlog::warn("jwt revocation of {:?} not written to redis: {}", jti, err);
+    return err;
   }
 
   // Records the scripts of a snapshot that was just published.

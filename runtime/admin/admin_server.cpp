@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 
+#include "core/json_escape.hpp"
 #include "http/request_parser.hpp"
 #include "http/status.hpp"
 
@@ -88,8 +89,12 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
         if (ttl.empty() || *end || ttl_s <= 0 || ttl_s > 31'536'000)
           return reply(400, "application/json", "{\"error\":\"ttl: seconds in 1..31536000\"}\n");
       }
-      backend_.revoke_jti(jti, ttl_s);
-      return reply(200, "application/json", "{\"revoked\":true}\n");
+      const std::string err = backend_.revoke_jti(jti, ttl_s);
+      if (err.empty()) return reply(200, "application/json", "{\"revoked\":true}\n");
+      std::string body = "{\"revoked\":false,\"local\":true,\"error\":\"redis: ";
+      json_escape_append(body, err);
+      body += "; revoked in this instance only, retry\"}\n";
+      return reply(503, "application/json", std::move(body));
     }
     if (head.method != "GET" && head.method != "HEAD")
       return reply(405, "application/json", "{\"error\":\"method not allowed\"}\n", "Allow: GET, HEAD\r\n");

@@ -5,6 +5,8 @@
 //   GET /metrics       Prometheus text, summed over workers
 //   GET /admin/scripts JSON: each script's name, file, sha256, load time and last error
 //   POST /admin/reload reload config and scripts now (as SIGHUP); 200 or 409 with the errors
+//   POST /admin/jwt/revoke?jti=<id>&ttl=<s>  revoke a token id: 200, or 503 when Redis could
+//                      not be written (then only this process refuses it)
 #pragma once
 #include <functional>
 #include <memory>
@@ -24,8 +26,10 @@ class AdminBackend {
   virtual std::string scripts_json() const = 0;
   // Reloads now; returns the JSON answer and sets `ok`.
   virtual std::string reload_now(bool& ok) = 0;
-  // Adds a token id to the process's JWT blocklist for `ttl_s` seconds (jwt policies refuse it).
-  virtual void revoke_jti(std::string_view jti, std::int64_t ttl_s) = 0;
+  // Adds a token id to the JWT blocklist for `ttl_s` seconds (jwt policies refuse it): the
+  // process's, and Redis's when there is a redis section. Returns "" or why Redis could not be
+  // written (the process's blocklist has it anyway).
+  virtual std::string revoke_jti(std::string_view jti, std::int64_t ttl_s) = 0;
   // Calls done(text) on the admin io_context once every worker has reported.
   virtual void collect_metrics(std::function<void(std::string)> done) = 0;
 

@@ -206,14 +206,23 @@ void read_redis(Problems& p, const Value& v, Config& cfg) {
   if (ok) cfg.redis = r;
 }
 
-// store: redis needs the top-level redis section.
-void check_rate_limit_stores(Problems& p, const Config& cfg) {
-  for (const RouteConfig& route : cfg.routes)
-    for (const PolicyConfig& pc : route.policies)
+// store: redis and revocation: redis need the top-level redis section; an unset revocation
+// follows it (Redis when there is one).
+void check_redis_users(Problems& p, Config& cfg) {
+  for (RouteConfig& route : cfg.routes)
+    for (PolicyConfig& pc : route.policies) {
       if (const auto* rl = std::get_if<RateLimitConfig>(&pc.spec);
           rl && rl->store == RateLimitConfig::Store::redis && !cfg.redis)
         p.add(rl->store_line ? rl->store_line : pc.line, pc.path + ".rate-limit.store",
               "store: redis needs a top-level redis section");
+      auto* jwt = std::get_if<JwtConfig>(&pc.spec);
+      if (!jwt) continue;
+      if (jwt->revocation == JwtConfig::Revocation::redis && !cfg.redis)
+        p.add(jwt->revocation_line ? jwt->revocation_line : pc.line, pc.path + ".jwt.revocation",
+              "revocation: redis needs a top-level redis section");
+      if (jwt->revocation == JwtConfig::Revocation::unset)
+        jwt->revocation = cfg.redis ? JwtConfig::Revocation::redis : JwtConfig::Revocation::local;
+    }
 }
 
 void read_hash_on(Problems& p, const Value& v, UpstreamConfig& u) {
@@ -391,7 +400,7 @@ Config load_root(Problems& p, const YAML::Node& root, const std::string& path) {
   if (auto r = top.get("routes")) read_routes(p, *r, cfg, declared);
   if (auto sc = top.get("scripts")) read_scripts_section(p, *sc, cfg.scripts);
   if (auto r = top.get("redis")) read_redis(p, *r, cfg);
-  check_rate_limit_stores(p, cfg);
+  check_redis_users(p, cfg);
   if (auto c = top.get("consumers")) read_consumers(p, *c, cfg.consumers);
   top.finish();
   if (cfg.workers == 0)

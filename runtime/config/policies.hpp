@@ -50,6 +50,12 @@ struct JwtConfig {
   std::vector<std::string> required_claims;
   std::vector<std::string> required_scopes;  // all of them in `scope`/`scp`: else 403
   std::string consumer_claim = "sub";         // a consumer with this id is attached if present
+  // Where a token's jti is looked up: the process's blocklist only (local), or Redis too (redis:
+  // revocations made through any instance). Left unset in the file, the loader picks redis when
+  // there is a top-level redis section, else local.
+  enum class Revocation : std::uint8_t { unset, local, redis };
+  Revocation revocation = Revocation::unset;
+  int revocation_line = 0;
 };
 
 // acl: by consumer groups (after key-auth or jwt), and/or by the verified client certificate's

@@ -118,6 +118,11 @@ void read_jwt(Problems& p, const Value& v, const std::string& config_path, JwtCo
       if (!valid_identity(s)) p.add(r->line, r->path, "invalid scope " + quoted(s));
   }
   if (auto r = m.get("consumer_claim")) read_string(p, *r, c.consumer_claim);
+  if (auto r = m.get("revocation")) {
+    const int i = read_choice(p, *r, {"local", "redis"});
+    if (i >= 0) c.revocation = i == 0 ? JwtConfig::Revocation::local : JwtConfig::Revocation::redis;
+    c.revocation_line = r->line;
+  }
   m.finish();
 }
 

@@ -6,10 +6,12 @@
 
 #include <random>
 
+#include "core/clock.hpp"
 #include "net/listener.hpp"
 #include "proxy/client_connection.hpp"
 #include "proxy/exchange.hpp"
 #include "redis/remote_limits.hpp"
+#include "redis/revocations.hpp"
 
 namespace lg {
 
@@ -43,7 +45,13 @@ Worker::Worker(unsigned id, const Config& initial, int access_log_fd, SharedStat
   for (int i = 0; i < 3; ++i)
     tls_slots_[i] = metrics_.series("gateway_tls_handshakes_total", "TLS handshakes on client listeners by result.",
                                     std::string("result=\"") + results[i] + "\"");
-  if (initial.redis) remote_ = std::make_unique<redis::RemoteLimiter>(reactor_, *initial.redis, initial.workers);
+  if (const auto& rc = initial.redis) {
+    redis_ = std::make_unique<redis::RedisClient>(
+        reactor_, redis::RedisClient::Options{rc->address.host, rc->address.port, rc->timeout.count(), rc->max_pending,
+                                              rc->reconnect_min.count(), rc->reconnect_max.count()});
+    remote_ = std::make_unique<redis::RemoteLimiter>(*redis_, *rc, initial.workers);
+    revocations_ = std::make_unique<redis::RevocationLookups>(*redis_, rc->on_failure == RedisConfig::OnFailure::open);
+  }
 }
 
 Worker::~Worker() {
@@ -54,7 +62,7 @@ void Worker::start(const std::vector<ListenConfig>& listen, std::shared_ptr<cons
   install(std::move(first));
   for (std::size_t i = 0; i < listen.size(); ++i) listeners_.push_back(std::make_unique<Listener>(*this, listen[i], i));
   reactor_.set_tick(kTickMs, [](void* self) { static_cast<Worker*>(self)->on_tick(); }, this);
-  if (remote_) remote_->start();  // connects; the thread below drives it
+  if (redis_) redis_->start();  // connects; the thread below drives it
   thread_ = std::thread([this] {
     for (;;) {
       try {
@@ -70,12 +78,16 @@ void Worker::start(const std::vector<ListenConfig>& listen, std::shared_ptr<cons
 
 void Worker::on_tick() {
   timers_.tick();
-  if (remote_) remote_->tick();
+  if (redis_) {
+    redis_->tick(monotonic_ms());
+    remote_->tick();
+  }
   for (auto& l : listeners_) l->retry_if_paused();
   access_log_.flush();
 }
 
 policy::RemoteLimits* Worker::remote_limits() { return remote_.get(); }
+policy::RemoteRevocations* Worker::remote_revocations() { return revocations_.get(); }
 
 void Worker::join() {
   if (thread_.joinable()) thread_.join();

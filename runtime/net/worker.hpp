@@ -30,10 +30,13 @@ class ExchangePool;
 class Listener;
 class LogTask;
 namespace redis {
+class RedisClient;
 class RemoteLimiter;
+class RevocationLookups;
 }
 namespace policy {
 class RemoteLimits;
+class RemoteRevocations;
 }
 
 // This worker's view of one upstream group of a snapshot.
@@ -111,8 +114,10 @@ class Worker {
   IdGenerator& ids() { return ids_; }
   lua::Engine& engine() { return *engine_; }
   SharedState* shared_state() { return shared_; }
-  // Redis-backed rate limits on this worker's own connection (null: no `redis` section).
+  // Redis-backed rate limits and JWT revocation lookups on this worker's own connection (null:
+  // no `redis` section).
   policy::RemoteLimits* remote_limits();
+  policy::RemoteRevocations* remote_revocations();
   std::vector<http::Header>& scratch_headers() { return headers_; }
   bool draining() const { return draining_; }
 
@@ -141,7 +146,9 @@ class Worker {
   IdGenerator ids_;
   std::unique_ptr<lua::Engine> engine_;
   SharedState* shared_;  // process-wide, owned by the Gateway
+  std::unique_ptr<redis::RedisClient> redis_;  // declared first: its users go before it
   std::unique_ptr<redis::RemoteLimiter> remote_;
+  std::unique_ptr<redis::RevocationLookups> revocations_;
   std::vector<http::Header> headers_;
   std::uint32_t tls_slots_[3] = {};
   std::vector<std::unique_ptr<Listener>> listeners_;

@@ -1,13 +1,22 @@
 #include "policy/jwt_policy.hpp"
 
+#include <algorithm>
 #include <fstream>
+#include <sstream>
 
 #include "core/shared_state.hpp"
-#include <sstream>
 
 namespace lg::policy {
 
 namespace {
+bool refuse_revoked(PolicyRequest& r) {
+  r.answer_headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lunagate\", error=\"invalid_token\"");
+  r.message_detail = "revoked";
+  r.consumer = nullptr;  // decided before a Redis lookup came back
+  r.consumer_id.clear();
+  return r.answer(401, "invalid token");
+}
+
 bool read_file(const std::string& path, std::string& out) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
@@ -81,15 +90,12 @@ bool JwtAuth::apply(PolicyRequest& r) const {
     r.message_detail = auth::jwt_error_name(result.error);
     return r.answer(401, "invalid token");
   }
-  if (const std::string_view jti = result.claims.jti(); !jti.empty()) {
+  const std::string_view jti = result.claims.jti();
+  if (!jti.empty()) {
     thread_local std::string key;
     key.assign(kRevokedJtiPrefix).append(jti);
     SharedDict::Value ignored;
-    if (r.shared->dict.get(key, r.now_ms, ignored) == SharedDict::Status::ok) {
-      r.answer_headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lunagate\", error=\"invalid_token\"");
-      r.message_detail = "revoked";
-      return r.answer(401, "invalid token");
-    }
+    if (r.shared->dict.get(key, r.now_ms, ignored) == SharedDict::Status::ok) return refuse_revoked(r);
   }
   for (const std::string& scope : cfg_.required_scopes)
     if (!result.claims.has_scope(scope)) {
@@ -115,7 +121,61 @@ bool JwtAuth::apply(PolicyRequest& r) const {
     value.clear();
     if (result.claims.append_header_value(claim, value)) r.up_edits->set.emplace_back(header, value);
   }
-  return true;
+  if (jti.empty() || cfg_.revocation != JwtConfig::Revocation::redis) return true;
+  // Last, so that a token refused for another reason costs no round trip.
+  const std::int64_t until = result.claims.has_exp() ? result.claims.exp() + policy_.leeway_s : r.now_unix + 86400;
+  return ask_redis(r, jti, until);
+}
+
+// Revocations made through another instance are in Redis only. How a token's jti is checked
+// there, with performance in mind:
+// - One PTTL per request (pipelined with the other commands of the loop's turn on the worker's
+//   connection; the request parks like an exact rate limit): correct and immediate, a
+//   revocation holds on every instance once the admin call returned. Cost: a round trip of
+//   latency and one small command per token request, no syscall of its own per request.
+// - A positive cache is always safe (a revocation is never undone before it expires): a
+//   "revoked" answer goes into the process's SharedDict, which apply() reads first, for as long
+//   as Redis keeps it (bounded by the token's own expiry), so a replayed revoked token costs no
+//   round trip. PTTL rather than EXISTS gives that duration in the same reply.
+// - "Not revoked" is never cached: each entry would be a window in which a revoked token still
+//   passes.
+// - Pushing revocations to the instances (pub/sub) would save the round trip but miss those
+//   published while an instance is disconnected, unless it rescans on reconnect; a lookup has
+//   no such gap.
+bool JwtAuth::ask_redis(PolicyRequest& r, std::string_view jti, std::int64_t cache_until_unix) const {
+  RevocationCheck& c = *r.revocation_check;
+  c.key.assign(kRevokedJtiPrefix).append(jti);
+  c.status = RevocationCheck::Status::failed;
+  c.ttl_ms = std::max<std::int64_t>(0, cache_until_unix - r.now_unix) * 1000;  // the cache's bound
+  c.owner = r.wait_owner;
+  if (r.revocations) r.revocations->check(c);
+  if (c.status == RevocationCheck::Status::waiting) {
+    r.waiting = true;
+    return false;
+  }
+  return finish_redis(r);
+}
+
+bool JwtAuth::resume(PolicyRequest& r) const { return finish_redis(r); }
+
+bool JwtAuth::finish_redis(PolicyRequest& r) const {
+  RevocationCheck& c = *r.revocation_check;
+  if (c.status == RevocationCheck::Status::clear) return true;
+  if (c.status == RevocationCheck::Status::revoked) {
+    if (c.ttl_ms > 0) {  // the positive cache
+      SharedDict::Value v;
+      v.is_number = true;
+      v.number = 1;
+      r.shared->dict.set(c.key, v, c.ttl_ms, r.now_ms);
+    }
+    return refuse_revoked(r);
+  }
+  // Redis failed (down, timed out, too much in flight): redis.on_failure decides.
+  if (!r.revocations || r.revocations->fail_open()) {
+    r.revocation_bypassed = true;
+    return true;
+  }
+  return r.answer(503, "token revocation store unavailable");  // with Retry-After: 1
 }
 
 }  // namespace lg::policy

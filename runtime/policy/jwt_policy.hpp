@@ -1,4 +1,6 @@
-// jwt: a bearer token verified natively (auth/jwt.hpp) against keys from the config.
+// jwt: a bearer token verified natively (auth/jwt.hpp) against keys from the config, then its
+// jti looked up in the revocation blocklist (the process's SharedDict, and Redis with
+// `revocation: redis`; jwt_policy.cpp says why one lookup per request).
 #pragma once
 #include <memory>
 
@@ -13,9 +15,12 @@ class JwtAuth final : public Policy {
   // `keys` loaded by make_jwt_keys; `consumers` to attach a consumer by the consumer claim.
   JwtAuth(const JwtConfig& c, auth::JwtKeySet keys, const ConsumerTable& consumers);
   bool apply(PolicyRequest& r) const override;
+  bool resume(PolicyRequest& r) const override;
 
  private:
   std::string_view token_of(PolicyRequest& r, std::string& scratch) const;
+  bool ask_redis(PolicyRequest& r, std::string_view jti, std::int64_t cache_until_unix) const;
+  bool finish_redis(PolicyRequest& r) const;
   JwtConfig cfg_;
   auth::JwtKeySet keys_;
   auth::JwtPolicy policy_;

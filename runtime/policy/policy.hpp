@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "http/message.hpp"
+#include "policy/remote_revocation.hpp"
 #include "policy/remote_take.hpp"
 #include "proxy/head_writers.hpp"
 
@@ -26,8 +27,9 @@ namespace lg::policy {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
-// gw.shared / SharedDict key prefix of revoked JWT ids (POST /admin/jwt/revoke, or a script:
-// gw.shared.set("lunagate:jwt:revoked:" .. jti, 1, ttl)).
+// Key prefix of revoked JWT ids, in the process's SharedDict (POST /admin/jwt/revoke, or a
+// script: gw.shared.set("lunagate:jwt:revoked:" .. jti, 1, ttl)) and in Redis (POST
+// /admin/jwt/revoke when there is a redis section).
 inline constexpr std::string_view kRevokedJtiPrefix = "lunagate:jwt:revoked:";
 
 struct Consumer {
@@ -86,13 +88,17 @@ struct PolicyRequest {
   HeaderList answer_headers;
   std::string answer_body;  // when set, sent as is (a CORS preflight answers with no body)
 
-  // Policies that wait (a rate limit kept in Redis): apply() returns false with `waiting` set;
-  // the owner is woken when the answer is there and calls resume() of the same policy.
+  // Policies that wait (a rate limit or a revocation lookup in Redis): apply() returns false
+  // with `waiting` set; the owner is woken when the answer is there and calls resume() of the
+  // same policy.
   RemoteLimits* remote = nullptr;  // this worker's Redis-backed limiter (null: no redis section)
   RemoteTake* remote_take = nullptr;
   PolicyWaitOwner* wait_owner = nullptr;
+  RemoteRevocations* revocations = nullptr;  // this worker's revocation lookups (null: no redis section)
+  RevocationCheck* revocation_check = nullptr;
   bool waiting = false;
   bool bypassed = false;  // a limit was not checked (its store failed, on_failure: open)
+  bool revocation_bypassed = false;  // a token's jti was not looked up in Redis (it failed, on_failure: open)
 
   std::string_view header(std::string_view name) const;  // first value, "" if absent
   bool has_header(std::string_view name) const;

@@ -103,6 +103,8 @@ void ClientConnection::release_exchange() {
   if (!x_) return;
   if (x_->remote_take.status == policy::RemoteTake::Status::waiting && w_.remote_limits())
     w_.remote_limits()->cancel(x_->remote_take);  // the client left while a rate limit waited
+  if (x_->revocation_check.status == policy::RevocationCheck::Status::waiting && w_.remote_revocations())
+    w_.remote_revocations()->cancel(x_->revocation_check);
   if (scripted_) {  // a handler may still wait (the request was cut short)
     x_->script.io.cancel();
     x_->script.io.bind(nullptr, nullptr, nullptr);

@@ -13,7 +13,7 @@
 //   lingering          closing: answer sent, discarding input until EOF or a short deadline
 //   scripting          a script handler waits (gw.http, gw.sleep)           -> on_script_wake
 //   reading_body       reading the request body for a script              -> client read
-//   policing           a native policy waits (a rate limit kept in Redis)  -> on_policy_wake
+//   policing           a native policy waits for Redis (rate limit, jti lookup) -> on_policy_wake
 // Errors are values: no exception crosses this class. The object deletes itself (deferred on the
 // reactor) after close_now().
 #pragma once

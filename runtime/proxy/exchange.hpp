@@ -30,6 +30,7 @@ struct Exchange {
   HeaderEdits policy_edits;
   std::vector<std::pair<std::string, std::string>> policy_resp_headers;
   policy::RemoteTake remote_take;  // a rate limit kept in Redis: what it asked and got
+  policy::RevocationCheck revocation_check;  // a token's jti looked up in Redis
   std::string consumer_id;    // who authenticated (native policy or script), for the access log
 };
 

@@ -42,9 +42,12 @@ bool ClientConnection::run_policies(const policy::RoutePolicies& rp) {
   r.up_query_set = false;
   r.remote = w_.remote_limits();
   r.remote_take = &x.remote_take;
+  r.revocations = w_.remote_revocations();
+  r.revocation_check = &x.revocation_check;
   r.wait_owner = this;
   r.waiting = false;
   r.bypassed = false;
+  r.revocation_bypassed = false;
   has_policies_ = true;
   return run_policy_chain(rp, 0);
 }
@@ -102,13 +105,22 @@ void ClientConnection::on_policy_wake() {
   if (run_policy_chain(rp, policy_index_ + 1)) after_policies();
 }
 
+// What a policy let through unchecked because Redis failed (on_failure: open).
 void ClientConnection::count_bypass() {
   policy::PolicyRequest& r = x_->policy;
-  if (!r.bypassed) return;
-  r.bypassed = false;
-  w_.metrics().add(w_.metrics().series("gateway_rate_limit_bypassed_total",
-                                       "Requests let through unchecked because the rate-limit store failed.",
-                                       fmt::format("route=\"{}\"", route_->name)));
+  if (r.bypassed) {
+    r.bypassed = false;
+    w_.metrics().add(w_.metrics().series("gateway_rate_limit_bypassed_total",
+                                         "Requests let through unchecked because the rate-limit store failed.",
+                                         fmt::format("route=\"{}\"", route_->name)));
+  }
+  if (r.revocation_bypassed) {
+    r.revocation_bypassed = false;
+    w_.metrics().add(w_.metrics().series(
+        "gateway_jwt_revocation_bypassed_total",
+        "Tokens accepted without their Redis revocation lookup because Redis failed (on_failure: open).",
+        fmt::format("route=\"{}\"", route_->name)));
+  }
 }
 
 void ClientConnection::respond_policy(policy::PolicyRequest& r) {

@@ -165,25 +165,24 @@ void RedisClient::on_io(std::uint32_t events) {
 bool RedisClient::send(Pending* p, bool as_eval) {
   argv_ptrs_.clear();
   argv_lens_.clear();
-  const Script& s = scripts_[p->script];
-  argv_ptrs_.push_back(as_eval ? "EVAL" : "EVALSHA");
-  argv_lens_.push_back(as_eval ? 4 : 7);
-  argv_ptrs_.push_back(as_eval ? s.source.data() : s.sha.data());
-  argv_lens_.push_back(as_eval ? s.source.size() : s.sha.size());
+  if (p->script != kNoScript) {
+    const Script& s = scripts_[p->script];
+    argv_ptrs_.push_back(as_eval ? "EVAL" : "EVALSHA");
+    argv_lens_.push_back(as_eval ? 4 : 7);
+    argv_ptrs_.push_back(as_eval ? s.source.data() : s.sha.data());
+    argv_lens_.push_back(as_eval ? s.source.size() : s.sha.size());
+  }
   for (const std::string& a : p->argv) argv_ptrs_.push_back(a.data()), argv_lens_.push_back(a.size());
   return redisAsyncCommandArgv(ac_, on_command_reply, p, static_cast<int>(argv_ptrs_.size()), argv_ptrs_.data(),
                                argv_lens_.data()) == REDIS_OK;
 }
 
-std::uint64_t RedisClient::eval(std::size_t script, std::span<const std::string> keys, std::span<const std::string> args,
-                                ReplyHandler* h, std::uint64_t tag) {
-  if (!ac_ || health_ != Health::up || (ac_->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) return 0;
-  if (inflight_.size() >= opt_.max_pending) return 0;
-  auto* p = new Pending{next_id_++, h, tag, monotonic_ms() + opt_.timeout_ms, script, false, {}};
-  p->argv.reserve(1 + keys.size() + args.size());
-  p->argv.push_back(std::to_string(keys.size()));
-  p->argv.insert(p->argv.end(), keys.begin(), keys.end());
-  p->argv.insert(p->argv.end(), args.begin(), args.end());
+bool RedisClient::can_send() const {
+  return ac_ && health_ == Health::up && !(ac_->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)) &&
+         inflight_.size() < opt_.max_pending;
+}
+
+std::uint64_t RedisClient::submit(Pending* p) {
   if (!send(p, false)) {
     delete p;
     return 0;
@@ -191,6 +190,24 @@ std::uint64_t RedisClient::eval(std::size_t script, std::span<const std::string>
   inflight_.push_back(p);
   reactor_.tick_by(p->deadline);
   return p->id;
+}
+
+std::uint64_t RedisClient::eval(std::size_t script, std::span<const std::string> keys, std::span<const std::string> args,
+                                ReplyHandler* h, std::uint64_t tag) {
+  if (!can_send()) return 0;
+  auto* p = new Pending{next_id_++, h, tag, monotonic_ms() + opt_.timeout_ms, script, false, {}};
+  p->argv.reserve(1 + keys.size() + args.size());
+  p->argv.push_back(std::to_string(keys.size()));
+  p->argv.insert(p->argv.end(), keys.begin(), keys.end());
+  p->argv.insert(p->argv.end(), args.begin(), args.end());
+  return submit(p);
+}
+
+std::uint64_t RedisClient::command(std::span<const std::string_view> argv, ReplyHandler* h, std::uint64_t tag) {
+  if (!can_send() || argv.empty()) return 0;
+  auto* p = new Pending{next_id_++, h, tag, monotonic_ms() + opt_.timeout_ms, kNoScript, false, {}};
+  p->argv.assign(argv.begin(), argv.end());
+  return submit(p);
 }
 
 void RedisClient::cancel(std::uint64_t id) {
@@ -211,7 +228,7 @@ void RedisClient::on_command_reply(redisAsyncContext* ac, void* reply, void* pri
   auto* self = static_cast<RedisClient*>(ac->data);
   auto* p = static_cast<Pending*>(priv);
   auto* r = static_cast<redisReply*>(reply);
-  if (r && r->type == REDIS_REPLY_ERROR && !p->retried && p->handler && self->ac_ &&
+  if (r && r->type == REDIS_REPLY_ERROR && p->script != kNoScript && !p->retried && p->handler && self->ac_ &&
       std::string_view(r->str, r->len).starts_with("NOSCRIPT")) {
     p->retried = true;  // the server lost the script: the same call as EVAL (it loads it too)
     if (self->send(p, true)) return;

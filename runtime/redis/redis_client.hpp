@@ -64,6 +64,8 @@ class RedisClient final : public IoHandler {
   // when nothing was sent (not connected, too many pending): then nothing will be called.
   std::uint64_t eval(std::size_t script, std::span<const std::string> keys, std::span<const std::string> args,
                      ReplyHandler* h, std::uint64_t tag);
+  // Any other command (argv[0] is its name), same contract as eval().
+  std::uint64_t command(std::span<const std::string_view> argv, ReplyHandler* h, std::uint64_t tag);
   // The handler of `id` will not be called (the reply, if any, is dropped).
   void cancel(std::uint64_t id);
 
@@ -81,10 +83,13 @@ class RedisClient final : public IoHandler {
     ReplyHandler* handler;  // null once answered (timeout, cancel)
     std::uint64_t tag;
     std::int64_t deadline;
-    std::size_t script;
+    std::size_t script;    // kNoScript: a plain command
     bool retried = false;  // already resent as EVAL
     std::vector<std::string> argv;  // kept for the EVAL fallback
   };
+  static constexpr std::size_t kNoScript = ~std::size_t{0};
+  bool can_send() const;
+  std::uint64_t submit(Pending* p);
   static void on_command_reply(redisAsyncContext* ac, void* reply, void* priv);
   static void on_connected(const redisAsyncContext* ac, int status);
   static void on_disconnected(const redisAsyncContext* ac, int status);

@@ -18,9 +18,8 @@ std::int64_t wall_ms() {
 constexpr std::uint64_t kReserveTag = 1;  // low bit of a tag: a KeyReserve, else a RemoteTake
 }  // namespace
 
-RemoteLimiter::RemoteLimiter(Reactor& r, const RedisConfig& cfg, unsigned workers)
-    : client_(r, RedisClient::Options{cfg.address.host, cfg.address.port, cfg.timeout.count(), cfg.max_pending,
-                                      cfg.reconnect_min.count(), cfg.reconnect_max.count()}),
+RemoteLimiter::RemoteLimiter(RedisClient& client, const RedisConfig& cfg, unsigned workers)
+    : client_(client),
       fail_open_(cfg.on_failure == RedisConfig::OnFailure::open),
       workers_(workers) {
   sw_script_ = client_.register_script(kSlidingWindowScript);
@@ -31,7 +30,6 @@ RemoteLimiter::~RemoteLimiter() = default;
 
 void RemoteLimiter::tick() {
   const std::int64_t mono = monotonic_ms();
-  client_.tick(mono);
   if (mono < next_sweep_) return;
   next_sweep_ = mono + 10'000;
   sweep(wall_ms());

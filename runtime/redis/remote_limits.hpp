@@ -35,10 +35,10 @@ namespace lg::redis {
 
 class RemoteLimiter final : public policy::RemoteLimits, public ReplyHandler {
  public:
-  RemoteLimiter(Reactor& r, const RedisConfig& cfg, unsigned workers);
+  // On the worker's client (which must outlive this).
+  RemoteLimiter(RedisClient& client, const RedisConfig& cfg, unsigned workers);
   ~RemoteLimiter() override;
-  void start() { client_.start(); }
-  void tick();
+  void tick();  // the worker's tick: drops expired reserves now and then
 
   void take(policy::RemoteTake& t) override;
   void cancel(policy::RemoteTake& t) override;
@@ -46,7 +46,6 @@ class RemoteLimiter final : public policy::RemoteLimits, public ReplyHandler {
   unsigned workers() const override { return workers_; }
   void on_reply(std::uint64_t tag, const redisReply* reply, const char* error) override;
 
-  RedisClient& client() { return client_; }
   std::size_t reserves() const { return reserves_.size(); }
 
  private:
@@ -68,7 +67,7 @@ class RemoteLimiter final : public policy::RemoteLimits, public ReplyHandler {
   void fail_waiters(KeyReserve& k);
   bool parse(const redisReply* reply, std::span<const RemoteLimit> limits, bool token_bucket, ScriptReply& out);
 
-  RedisClient client_;
+  RedisClient& client_;
   bool fail_open_;
   unsigned workers_;
   std::size_t sw_script_, tb_script_;

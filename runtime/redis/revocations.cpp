@@ -1,0 +1,70 @@
+#include "redis/revocations.hpp"
+
+#include <hiredis/hiredis.h>
+#include <sys/time.h>
+
+#include <algorithm>
+#include <array>
+#include <memory>
+
+namespace lg::redis {
+
+void RevocationLookups::check(policy::RevocationCheck& c) {
+  using S = policy::RevocationCheck::Status;
+  c.status = S::failed;
+  c.redis_id = 0;
+  if (client_.health() != RedisClient::Health::up) return;
+  const std::array<std::string_view, 2> argv{"PTTL", c.key};
+  c.redis_id = client_.command(argv, this, reinterpret_cast<std::uint64_t>(&c));
+  if (c.redis_id) c.status = S::waiting;
+}
+
+void RevocationLookups::cancel(policy::RevocationCheck& c) {
+  if (c.status != policy::RevocationCheck::Status::waiting) return;
+  if (c.redis_id) client_.cancel(c.redis_id);
+  c.redis_id = 0;
+  c.status = policy::RevocationCheck::Status::idle;
+}
+
+void RevocationLookups::on_reply(std::uint64_t tag, const redisReply* reply, const char*) {
+  auto& c = *reinterpret_cast<policy::RevocationCheck*>(tag);
+  c.redis_id = 0;
+  apply_pttl_reply(reply, c);
+  c.owner->on_policy_wake();
+}
+
+// PTTL: -2 no such key, -1 a key without expiry, else the milliseconds it has left.
+void apply_pttl_reply(const redisReply* reply, policy::RevocationCheck& c) {
+  using S = policy::RevocationCheck::Status;
+  if (!reply || reply->type != REDIS_REPLY_INTEGER) {
+    c.status = S::failed;
+    return;
+  }
+  if (reply->integer == -2) {
+    c.status = S::clear;
+    return;
+  }
+  c.status = S::revoked;
+  if (reply->integer >= 0) c.ttl_ms = std::min<std::int64_t>(c.ttl_ms, reply->integer);
+}
+
+std::string write_revocation(const RedisConfig& cfg, std::string_view key, std::int64_t ttl_s,
+                             std::int64_t timeout_ms) {
+  const timeval tv{static_cast<time_t>(timeout_ms / 1000), static_cast<suseconds_t>(timeout_ms % 1000 * 1000)};
+  const std::unique_ptr<redisContext, void (*)(redisContext*)> c(
+      redisConnectWithTimeout(cfg.address.host.c_str(), cfg.address.port, tv), redisFree);
+  if (!c) return "out of memory";
+  if (c->err) return std::string("connect: ") + c->errstr;
+  if (redisSetTimeout(c.get(), tv) != REDIS_OK) return "cannot set the timeout";
+  const std::string ttl = std::to_string(ttl_s);
+  const char* argv[] = {"SET", key.data(), "1", "EX", ttl.data()};
+  const std::size_t lens[] = {3, key.size(), 1, 2, ttl.size()};
+  auto* reply = static_cast<redisReply*>(redisCommandArgv(c.get(), 5, argv, lens));
+  if (!reply) return c->err ? std::string(c->errstr) : std::string("no reply");
+  const std::unique_ptr<redisReply, void (*)(void*)> owned(reply, freeReplyObject);
+  if (reply->type == REDIS_REPLY_ERROR) return std::string(reply->str, reply->len);
+  if (reply->type != REDIS_REPLY_STATUS) return "unexpected reply";
+  return {};
+}
+
+}  // namespace lg::redis
