@@ -13,7 +13,7 @@
 //   lingering          closing: answer sent, discarding input until EOF or a short deadline
 //   scripting          a script handler waits (gw.http, gw.sleep)           -> on_script_wake
 //   reading_body       reading the request body for a script              -> client read
-//   policing           a native policy waits (a rate limit kept in Redis)  -> on_policy_wake
+//   policing           a native policy waits (a Redis rate limit, a JWKS refresh) -> on_policy_wake
 // Errors are values: no exception crosses this class. The object deletes itself (deferred on the
 // reactor) after close_now().
 #pragma once
@@ -102,6 +102,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   void account_request();
   void write_access_record();
   void release_exchange();
+  void cancel_policy_wait();
   // script phases (script_phases.cpp)
   // native policies (policy_phase.cpp): false when the request was answered
   bool run_policies(const policy::RoutePolicies& rp);

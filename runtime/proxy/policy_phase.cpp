@@ -25,6 +25,7 @@ bool ClientConnection::run_policies(const policy::RoutePolicies& rp) {
   r.client_cert_subject = client_cert_subject();
   r.headers = head_.headers;
   r.shared = w_.shared_state();
+  r.worker = w_.id();
   r.now_ms = monotonic_ms();
   r.now_unix = static_cast<std::int64_t>(std::time(nullptr));
   r.consumer = nullptr;
@@ -43,6 +44,7 @@ bool ClientConnection::run_policies(const policy::RoutePolicies& rp) {
   r.remote = w_.remote_limits();
   r.remote_take = &x.remote_take;
   r.wait_owner = this;
+  r.wait_deadline_ms = 0;
   r.waiting = false;
   r.bypassed = false;
   has_policies_ = true;
@@ -63,7 +65,8 @@ bool ClientConnection::run_policy_chain(const policy::RoutePolicies& rp, std::si
       r.headers = head_.headers;
       phase_ = Phase::policing;
       watch_client();
-      deadline_ms = 0;  // the Redis command's timeout bounds the wait
+      // A JWKS refresh is bounded here (on_timeout); a Redis command by its own timeout.
+      deadline_ms = r.wait_deadline_ms;
       return false;
     }
     count_bypass();
