@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "admin/admin_server.hpp"
+#include "auth/jwks_fetcher.hpp"
 #include "config_watcher.hpp"
 #include "lua/engine.hpp"
 #include "core/json_escape.hpp"
@@ -64,6 +65,8 @@ struct Gateway::Impl final : AdminBackend {
   std::shared_ptr<const Snapshot> snapshot;
   SharedState shared;  // gw.shared and gw.ratelimit, across workers
   std::vector<std::unique_ptr<Worker>> workers;
+  // After the workers: destroyed (stopped) first, so it never posts to a destroyed reactor.
+  std::unique_ptr<auth::JwksFetcher> jwks;
   std::unique_ptr<AdminServer> admin;
   bool draining = false;
   unsigned drained = 0;
@@ -214,6 +217,7 @@ struct Gateway::Impl final : AdminBackend {
           text += "# TYPE gateway_script_reloads_total counter\n";
           text += fmt::format("gateway_script_reloads_total{{result=\"ok\"}} {}\n", script_reloads_ok);
           text += fmt::format("gateway_script_reloads_total{{result=\"error\"}} {}\n", script_reloads_failed);
+          jwks->append_metrics(text);
           g->done(std::move(text));
         });
       });
@@ -233,7 +237,7 @@ struct Gateway::Impl final : AdminBackend {
   bool reload() {
     if (draining) return false;
     try {
-      auto next = build_snapshot(path, snapshot->version + 1);
+      auto next = build_snapshot(path, snapshot->version + 1, jwks.get());
       std::string frozen = restart_only_change(snapshot->config, next->config);
       if (!frozen.empty()) throw ConfigError(path + ": " + frozen + ": changing this needs a restart");
       if (std::string e = check_scripts(*next); !e.empty()) throw ConfigError(e);
@@ -295,7 +299,8 @@ Gateway::~Gateway() = default;
 int Gateway::run() {
   Impl& g = *impl_;
   try {
-    g.snapshot = build_snapshot(g.path, 1);
+    g.jwks = std::make_unique<auth::JwksFetcher>();
+    g.snapshot = build_snapshot(g.path, 1, g.jwks.get());
     if (std::string e = check_scripts(*g.snapshot); !e.empty()) throw ConfigError(e);
   } catch (const std::exception& e) {
     fmt::print(stderr, "{}\n", e.what());
@@ -315,6 +320,10 @@ int Gateway::run() {
       g.admin = std::make_unique<AdminServer>(g.io, cfg.admin.address, g);
       g.admin->start();
     }
+    std::vector<Reactor*> reactors;
+    for (auto& w : g.workers) reactors.push_back(&w->reactor());
+    g.jwks->attach_workers(std::move(reactors));
+    g.jwks->start();  // the first keys, before the first request
     for (auto& w : g.workers) w->start(cfg.listen, g.snapshot);
   } catch (const std::exception& e) {
     spdlog::critical("startup failed: {}", e.what());
@@ -330,6 +339,7 @@ int Gateway::run() {
   g.start_watch();
   g.watch_signals();
   g.io.run();
+  g.jwks->stop();  // no more posts to the workers
   for (auto& w : g.workers) w->join();
   g.workers.clear();  // flushes every access log
   spdlog::info("stopped");

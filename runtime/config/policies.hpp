@@ -29,7 +29,7 @@ struct KeyAuthConfig {
 };
 
 // jwt: bearer tokens (Authorization: Bearer, or a header / query parameter) checked against
-// configured keys.
+// configured keys and/or keys fetched from a JWKS URL.
 struct JwtKeyConfig {
   std::string kid, alg;
   std::string secret;    // HS*: the shared secret (or secret_base64)
@@ -44,6 +44,12 @@ struct JwtConfig {
   Millis max_lifetime{0};  // 0: no limit
   std::string jwks_file;
   std::vector<JwtKeyConfig> keys;
+  // Keys fetched over HTTPS (auth/jwks_fetcher.hpp), checked after the static ones.
+  std::string jwks_url;                     // https:// only
+  std::string jwks_ca_file;                 // trust store for it ("": the system's)
+  Millis jwks_refresh{300'000};             // periodic refresh
+  Millis jwks_timeout{5'000};               // one fetch, and a request waiting for one
+  Millis jwks_min_refresh_interval{10'000}; // between refreshes asked by unknown kids
   std::string header = "Authorization";  // "Authorization" takes "Bearer <token>"
   std::string query;                     // also from this query parameter
   std::map<std::string, std::string> claims_to_headers;  // claim -> upstream header

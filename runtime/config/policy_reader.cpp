@@ -5,6 +5,7 @@
 
 #include "config/policies.hpp"
 #include "config/readers.hpp"
+#include "http/https_url.hpp"
 #include "http/message.hpp"
 
 namespace lg::config_readers {
@@ -73,6 +74,36 @@ void read_key_auth(Problems& p, const Value& v, KeyAuthConfig& c) {
   m.finish();
 }
 
+// A duration within [min_ms, max_ms].
+void read_bounded_duration(Problems& p, const Value& v, std::int64_t min_ms, std::int64_t max_ms, Millis& out) {
+  Millis d{0};
+  if (!read_duration(p, v, d)) return;
+  if (d.count() < min_ms || d.count() > max_ms)
+    p.add(v.line, v.path, fmt::format("must be between {} ms and {} ms", min_ms, max_ms));
+  else out = d;
+}
+
+// jwks_url and the fields that only mean something with it.
+void read_jwks_url(Problems& p, MapReader& m, const std::string& config_path, JwtConfig& c) {
+  if (auto u = m.get("jwks_url")) {
+    http::HttpsUrl url;
+    if (read_string(p, *u, c.jwks_url))
+      if (const std::string why = http::parse_https_url(c.jwks_url, url); !why.empty())
+        p.add(u->line, u->path, why + ", got " + quoted(c.jwks_url));
+  }
+  const bool url = !c.jwks_url.empty();
+  const auto only_with_url = [&](const Value& f) {
+    if (!url) p.add(f.line, f.path, "needs jwks_url");
+    return url;
+  };
+  if (auto f = m.get("jwks_ca_file"); f && only_with_url(*f))
+    if (read_string(p, *f, c.jwks_ca_file)) c.jwks_ca_file = config_relative(config_path, c.jwks_ca_file);
+  if (auto f = m.get("jwks_refresh"); f && only_with_url(*f)) read_bounded_duration(p, *f, 1'000, 86'400'000, c.jwks_refresh);
+  if (auto f = m.get("jwks_timeout"); f && only_with_url(*f)) read_bounded_duration(p, *f, 1, 60'000, c.jwks_timeout);
+  if (auto f = m.get("jwks_min_refresh_interval"); f && only_with_url(*f))
+    read_bounded_duration(p, *f, 1'000, 86'400'000, c.jwks_min_refresh_interval);
+}
+
 void read_jwt(Problems& p, const Value& v, const std::string& config_path, JwtConfig& c) {
   MapReader m(p, v);
   if (auto i = m.get("issuer")) read_string(p, *i, c.issuer);
@@ -102,7 +133,9 @@ void read_jwt(Problems& p, const Value& v, const std::string& config_path, JwtCo
       c.keys.push_back(std::move(k));
     }
   }
-  if (c.keys.empty() && c.jwks_file.empty()) p.add(v.line, v.path, "jwt needs keys or jwks_file");
+  read_jwks_url(p, m, config_path, c);
+  if (c.keys.empty() && c.jwks_file.empty() && c.jwks_url.empty())
+    p.add(v.line, v.path, "jwt needs keys, jwks_file or jwks_url");
   if (auto h = m.get("header")) read_header_name(p, *h, c.header);
   if (auto q = m.get("query")) read_string(p, *q, c.query);
   if (auto ch = m.get("claims_to_headers")) {

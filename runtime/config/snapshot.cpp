@@ -47,7 +47,7 @@ Router build_router(const Config& cfg) {
 
 }  // namespace
 
-Snapshot::Snapshot(Config cfg, std::string file_text, std::uint64_t ver)
+Snapshot::Snapshot(Config cfg, std::string file_text, std::uint64_t ver, auth::JwksProvider* jwks)
     : config(std::move(cfg)),
       router(build_router(config)),
       hash(sha256_hex(file_text)),
@@ -63,7 +63,7 @@ Snapshot::Snapshot(Config cfg, std::string file_text, std::uint64_t ver)
     upstreams.push_back(std::move(g));
   }
   load_scripts();
-  policies = policy::compile_policies(config);
+  policies = policy::compile_policies(config, jwks);
   route_upstream.reserve(config.routes.size());
   for (const auto& r : config.routes) {
     auto it = index.find(r.upstream);
@@ -118,14 +118,15 @@ void Snapshot::load_scripts() {
   if (!errors.empty()) throw ConfigError(errors);
 }
 
-std::shared_ptr<const Snapshot> build_snapshot(const std::string& path, std::uint64_t version) {
+std::shared_ptr<const Snapshot> build_snapshot(const std::string& path, std::uint64_t version,
+                                               auth::JwksProvider* jwks) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path + ": cannot read: " + std::strerror(errno));
   std::ostringstream ss;
   ss << in.rdbuf();
   std::string text = ss.str();
   Config cfg = load_config_text(text, path);
-  auto snap = std::make_shared<Snapshot>(std::move(cfg), std::move(text), version);
+  auto snap = std::make_shared<Snapshot>(std::move(cfg), std::move(text), version, jwks);
   snap->listen_tls = build_listen_tls(snap->config);
   snap->upstream_tls = build_upstream_tls(snap->config);
   return snap;

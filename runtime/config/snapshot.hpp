@@ -17,6 +17,9 @@ namespace lg {
 
 class TlsContext;
 class TlsClientContext;
+namespace auth {
+class JwksProvider;
+}
 
 struct UpstreamGroup {
   const UpstreamConfig* config = nullptr;  // points into Snapshot::config
@@ -57,7 +60,8 @@ struct Snapshot {
   std::chrono::system_clock::time_point loaded_at;
   std::uint64_t version = 0;               // 1 for the first snapshot, +1 per successful reload
 
-  Snapshot(Config cfg, std::string file_text, std::uint64_t version);
+  // `jwks`: the fetcher jwt policies' jwks_url sources come from (null: nothing is fetched).
+  Snapshot(Config cfg, std::string file_text, std::uint64_t version, auth::JwksProvider* jwks = nullptr);
   Snapshot(const Snapshot&) = delete;
   Snapshot& operator=(const Snapshot&) = delete;
 
@@ -66,7 +70,9 @@ struct Snapshot {
 };
 
 // Reads, validates and compiles a config file into a snapshot. Throws ConfigError with
-// "file:line: key: message" lines.
-std::shared_ptr<const Snapshot> build_snapshot(const std::string& path, std::uint64_t version);
+// "file:line: key: message" lines. With `jwks`, a jwks_url not fetched yet is fetched now
+// (bounded by its jwks_timeout; a failure is logged and the snapshot still builds).
+std::shared_ptr<const Snapshot> build_snapshot(const std::string& path, std::uint64_t version,
+                                               auth::JwksProvider* jwks = nullptr);
 
 }  // namespace lg

@@ -4,7 +4,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/config_loader.hpp"
 #include "core/shared_state.hpp"
+#include "net/tls_context.hpp"
 
 namespace lg::policy {
 
@@ -51,8 +53,34 @@ std::string make_jwt_keys(const JwtConfig& c, auth::JwtKeySet& out) {
   return {};
 }
 
-JwtAuth::JwtAuth(const JwtConfig& c, auth::JwtKeySet keys, const ConsumerTable& consumers)
-    : cfg_(c), keys_(std::move(keys)), consumers_(consumers) {
+std::shared_ptr<auth::JwksSource> make_jwks_source(const JwtConfig& c, unsigned workers,
+                                                   auth::JwksProvider* provider, std::string& err) {
+  auth::JwksSettings s;
+  if (const std::string why = http::parse_https_url(c.jwks_url, s.url); !why.empty()) {
+    err = "jwks_url: " + why;
+    return nullptr;
+  }
+  UpstreamTlsConfig tls;  // the same client settings as upstream TLS: TLS 1.2+, chain verified
+  tls.origin = "jwks_ca_file";
+  if (!c.jwks_ca_file.empty()) tls.ca = ConfigFile{c.jwks_ca_file, "jwks_ca_file"};
+  try {
+    s.tls = std::make_shared<const TlsClientContext>(tls);
+  } catch (const ConfigError& e) {
+    err = e.what();
+    return nullptr;
+  }
+  // Different trust stores never share fetched keys.
+  s.key = c.jwks_url + "\n" + c.jwks_ca_file;
+  s.refresh_ms = c.jwks_refresh.count();
+  s.timeout_ms = c.jwks_timeout.count();
+  s.min_refresh_ms = c.jwks_min_refresh_interval.count();
+  if (provider) return provider->source(s, workers);
+  return std::make_shared<auth::JwksSource>(workers, s, nullptr);
+}
+
+JwtAuth::JwtAuth(const JwtConfig& c, auth::JwtKeySet keys, std::shared_ptr<auth::JwksSource> remote,
+                 const ConsumerTable& consumers)
+    : cfg_(c), keys_(std::move(keys)), remote_(std::move(remote)), consumers_(consumers) {
   policy_.issuer = c.issuer;
   policy_.audiences = c.audiences;
   policy_.leeway_s = c.leeway.count() / 1000;
@@ -74,18 +102,57 @@ std::string_view JwtAuth::token_of(PolicyRequest& r, std::string& scratch) const
   return v;
 }
 
+// Static keys first; the fetched set when they do not have the token's key.
+bool JwtAuth::verify(std::string_view token, PolicyRequest& r, auth::JwtResult& result) const {
+  if (!remote_ || keys_.size() > 0) {
+    if (auth::verify_jwt(token, keys_, policy_, r.now_unix, result)) return true;
+    if (!remote_ || (result.error != auth::JwtError::kid_unknown && result.error != auth::JwtError::kid_missing))
+      return false;
+  }
+  return auth::verify_jwt(token, remote_->keys(r.worker), policy_, r.now_unix, result);
+}
+
+// The fetched set lacks the token's key (the identity provider rotated its keys): ask for a
+// refresh and park the request until that fetch ends, at most jwks_timeout. No wait when no
+// fetch is pending or running (a refresh was asked within the minimum interval, and it ended).
+bool JwtAuth::wait_for_keys(PolicyRequest& r, const auth::JwtResult& result) const {
+  if (!remote_ || !r.wait_owner) return false;
+  const bool missing = result.error == auth::JwtError::kid_unknown ||
+                       (result.error == auth::JwtError::kid_missing && remote_->keys(r.worker).size() == 0);
+  if (!missing || !remote_->refresh_for_kid(r.now_ms)) return false;
+  const auto wake = [](void* owner) { static_cast<PolicyWaitOwner*>(owner)->on_policy_wake(); };
+  if (!remote_->park(remote_, r.worker, r.key_wait, wake, r.wait_owner)) return false;
+  r.waiting = true;
+  r.wait_deadline_ms = r.now_ms + remote_->timeout_ms();
+  return true;
+}
+
 bool JwtAuth::apply(PolicyRequest& r) const {
   if (r.header_count(cfg_.header) > 1) return r.answer(400, "more than one credential header");
-  thread_local auth::JwtResult result;  // its buffers are reused: no allocation per token once warm
-  thread_local std::string scratch;
   // Whatever happens, the headers this policy sets upstream never come from the client.
   for (const auto& [claim, header] : cfg_.claims_to_headers) r.up_edits->remove.push_back(header);
+  return check(r, true);
+}
+
+// Which wait ended: wait_for_keys set a deadline (the fetch's bound); a Redis lookup has none.
+bool JwtAuth::resume(PolicyRequest& r) const {
+  if (r.wait_deadline_ms != 0) {
+    r.wait_deadline_ms = 0;
+    return check(r, false);  // may go on to wait for Redis
+  }
+  return finish_redis(r);
+}
+
+bool JwtAuth::check(PolicyRequest& r, bool may_wait) const {
+  thread_local auth::JwtResult result;  // its buffers are reused: no allocation per token once warm
+  thread_local std::string scratch;
   const std::string_view token = token_of(r, scratch);
   if (token.empty()) {
     r.answer_headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lunagate\"");
     return r.answer(401, "missing bearer token");
   }
-  if (!auth::verify_jwt(token, keys_, policy_, r.now_unix, result)) {
+  if (!verify(token, r, result)) {
+    if (may_wait && wait_for_keys(r, result)) return false;
     r.answer_headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lunagate\", error=\"invalid_token\"");
     r.message_detail = auth::jwt_error_name(result.error);
     return r.answer(401, "invalid token");
@@ -148,6 +215,7 @@ bool JwtAuth::ask_redis(PolicyRequest& r, std::string_view jti, std::int64_t cac
   c.status = RevocationCheck::Status::failed;
   c.ttl_ms = std::max<std::int64_t>(0, cache_until_unix - r.now_unix) * 1000;  // the cache's bound
   c.owner = r.wait_owner;
+  r.wait_deadline_ms = 0;  // the command has its own timeout (and resume() tells the waits apart)
   if (r.revocations) r.revocations->check(c);
   if (c.status == RevocationCheck::Status::waiting) {
     r.waiting = true;
@@ -155,8 +223,6 @@ bool JwtAuth::ask_redis(PolicyRequest& r, std::string_view jti, std::int64_t cac
   }
   return finish_redis(r);
 }
-
-bool JwtAuth::resume(PolicyRequest& r) const { return finish_redis(r); }
 
 bool JwtAuth::finish_redis(PolicyRequest& r) const {
   RevocationCheck& c = *r.revocation_check;

@@ -10,7 +10,7 @@
 
 namespace lg::policy {
 
-std::unique_ptr<CompiledPolicies> compile_policies(const Config& cfg) {
+std::unique_ptr<CompiledPolicies> compile_policies(const Config& cfg, auth::JwksProvider* jwks) {
   auto out = std::make_unique<CompiledPolicies>();
   out->consumers = std::make_unique<ConsumerTable>(cfg.consumers);
   out->routes.resize(cfg.routes.size());
@@ -29,9 +29,11 @@ std::unique_ptr<CompiledPolicies> compile_policies(const Config& cfg) {
               chain.push_back(std::make_unique<KeyAuth>(spec, *out->consumers));
             } else if constexpr (std::is_same_v<T, JwtConfig>) {
               auth::JwtKeySet keys;
-              const std::string err = make_jwt_keys(spec, keys);
+              std::string err = make_jwt_keys(spec, keys);
+              std::shared_ptr<auth::JwksSource> remote;
+              if (err.empty() && !spec.jwks_url.empty()) remote = make_jwks_source(spec, cfg.workers, jwks, err);
               if (!err.empty()) fail(pc, err);
-              else chain.push_back(std::make_unique<JwtAuth>(spec, std::move(keys), *out->consumers));
+              else chain.push_back(std::make_unique<JwtAuth>(spec, std::move(keys), std::move(remote), *out->consumers));
             } else if constexpr (std::is_same_v<T, AclConfig>) {
               chain.push_back(std::make_unique<Acl>(spec));
             } else if constexpr (std::is_same_v<T, IpRestrictionConfig>) {

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "auth/key_wait.hpp"
 #include "http/message.hpp"
 #include "policy/remote_revocation.hpp"
 #include "policy/remote_take.hpp"
@@ -21,6 +22,9 @@
 namespace lg {
 struct Config;
 struct SharedState;
+}
+namespace lg::auth {
+class JwksProvider;
 }
 
 namespace lg::policy {
@@ -68,6 +72,7 @@ struct PolicyRequest {
   std::string_view client_cert_subject;  // verified client certificate (TLS listeners), or ""
   const std::vector<http::Header>* headers = nullptr;
   SharedState* shared = nullptr;
+  unsigned worker = 0;        // the worker's id: per-worker caches (fetched JWT keys)
   std::int64_t now_ms = 0;    // monotonic
   std::int64_t now_unix = 0;  // wall clock, seconds (token expiry)
 
@@ -88,14 +93,16 @@ struct PolicyRequest {
   HeaderList answer_headers;
   std::string answer_body;  // when set, sent as is (a CORS preflight answers with no body)
 
-  // Policies that wait (a rate limit or a revocation lookup in Redis): apply() returns false
-  // with `waiting` set; the owner is woken when the answer is there and calls resume() of the
-  // same policy.
+  // Policies that wait (a rate limit or a revocation lookup in Redis, a jwt policy waiting for a
+  // JWKS refresh): apply() returns false with `waiting` set; the owner is woken when the answer
+  // is there, or at wait_deadline_ms when set, and calls resume() of the same policy.
   RemoteLimits* remote = nullptr;  // this worker's Redis-backed limiter (null: no redis section)
   RemoteTake* remote_take = nullptr;
   PolicyWaitOwner* wait_owner = nullptr;
   RemoteRevocations* revocations = nullptr;  // this worker's revocation lookups (null: no redis section)
   RevocationCheck* revocation_check = nullptr;
+  auth::KeyWait key_wait;          // parked on a JWKS source until its fetch ends
+  std::int64_t wait_deadline_ms = 0;  // monotonic; 0: the wait has its own timeout (Redis)
   bool waiting = false;
   bool bypassed = false;  // a limit was not checked (its store failed, on_failure: open)
   bool revocation_bypassed = false;  // a token's jti was not looked up in Redis (it failed, on_failure: open)
@@ -127,11 +134,12 @@ struct RoutePolicies {
 };
 
 // Compiles every route's policies. Throws ConfigError with "file:line: path: message" lines
-// (a key file that cannot be read, a bad CIDR, ...).
+// (a key file that cannot be read, a bad CIDR, ...). `jwks`: where jwt policies get the
+// sources of their jwks_url (null: made but never fetched).
 struct CompiledPolicies {
   std::unique_ptr<ConsumerTable> consumers;
   std::vector<RoutePolicies> routes;  // per route index
 };
-std::unique_ptr<CompiledPolicies> compile_policies(const Config& cfg);
+std::unique_ptr<CompiledPolicies> compile_policies(const Config& cfg, auth::JwksProvider* jwks = nullptr);
 
 }  // namespace lg::policy

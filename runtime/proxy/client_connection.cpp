@@ -99,12 +99,20 @@ Exchange& ClientConnection::exchange() {
   return *x_;
 }
 
-void ClientConnection::release_exchange() {
+// The client left while a policy waited (a Redis rate limit, a JWKS refresh): nothing may wake
+// this connection any more. Before the log phase too, which may hand the exchange to a LogTask.
+void ClientConnection::cancel_policy_wait() {
   if (!x_) return;
   if (x_->remote_take.status == policy::RemoteTake::Status::waiting && w_.remote_limits())
-    w_.remote_limits()->cancel(x_->remote_take);  // the client left while a rate limit waited
+    w_.remote_limits()->cancel(x_->remote_take);
   if (x_->revocation_check.status == policy::RevocationCheck::Status::waiting && w_.remote_revocations())
     w_.remote_revocations()->cancel(x_->revocation_check);
+  if (x_->policy.key_wait.linked()) x_->policy.key_wait.unlink();
+}
+
+void ClientConnection::release_exchange() {
+  if (!x_) return;
+  cancel_policy_wait();
   if (scripted_) {  // a handler may still wait (the request was cut short)
     x_->script.io.cancel();
     x_->script.io.bind(nullptr, nullptr, nullptr);
@@ -507,6 +515,7 @@ void ClientConnection::close_gracefully() {
 
 void ClientConnection::close_now() {
   if (phase_ == Phase::closed) return;
+  cancel_policy_wait();
   if (in_request_) account_request();
   if (up_) release_upstream(false);
   if (pin_) {
@@ -556,7 +565,12 @@ void ClientConnection::on_timeout() {
       return;
     case Phase::reading_body: respond_error(408, "request body timeout", true); return;
     case Phase::scripting: return;  // each wait has its own timer
-    case Phase::policing: return;   // so has a Redis command
+    case Phase::policing:  // a Redis command has its own timeout; a JWKS refresh ends here
+      if (x_ && x_->policy.key_wait.linked()) {
+        x_->policy.key_wait.unlink();
+        on_policy_wake();  // verified again with the keys there are
+      }
+      return;
     case Phase::closed: return;
   }
 }

@@ -13,7 +13,7 @@
 //   lingering          closing: answer sent, discarding input until EOF or a short deadline
 //   scripting          a script handler waits (gw.http, gw.sleep)           -> on_script_wake
 //   reading_body       reading the request body for a script              -> client read
-//   policing           a native policy waits for Redis (rate limit, jti lookup) -> on_policy_wake
+//   policing           a native policy waits (Redis: rate limit, jti; a JWKS refresh) -> on_policy_wake
 // Errors are values: no exception crosses this class. The object deletes itself (deferred on the
 // reactor) after close_now().
 #pragma once
@@ -71,7 +71,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   // scripts that wait (script_phases.cpp, script_body.cpp)
   void on_script_wake() override;
   std::string read_request_body() override;
-  // a policy that waited (a rate limit kept in Redis)
+  // a policy that waited (Redis: a rate limit or a jti lookup; a JWKS refresh)
   void on_policy_wake() override;
 
  private:
@@ -103,11 +103,13 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   void account_request();
   void write_access_record();
   void release_exchange();
+  void cancel_policy_wait();
   // script phases (script_phases.cpp)
   // native policies (policy_phase.cpp): false when the request was answered
   bool run_policies(const policy::RoutePolicies& rp);
   void respond_policy(policy::PolicyRequest& r);
   bool run_policy_chain(const policy::RoutePolicies& rp, std::size_t from);  // false: answered or waiting
+  bool park_policy(std::size_t i);  // always false (waiting)
   void count_bypass();
   void after_policies();  // the scripts, then the upstream
   bool run_request_scripts();  // rewrite + access; false when answered or waiting

@@ -25,6 +25,7 @@ bool ClientConnection::run_policies(const policy::RoutePolicies& rp) {
   r.client_cert_subject = client_cert_subject();
   r.headers = head_.headers;
   r.shared = w_.shared_state();
+  r.worker = w_.id();
   r.now_ms = monotonic_ms();
   r.now_unix = static_cast<std::int64_t>(std::time(nullptr));
   r.consumer = nullptr;
@@ -45,6 +46,7 @@ bool ClientConnection::run_policies(const policy::RoutePolicies& rp) {
   r.revocations = w_.remote_revocations();
   r.revocation_check = &x.revocation_check;
   r.wait_owner = this;
+  r.wait_deadline_ms = 0;
   r.waiting = false;
   r.bypassed = false;
   r.revocation_bypassed = false;
@@ -60,15 +62,7 @@ bool ClientConnection::run_policy_chain(const policy::RoutePolicies& rp, std::si
   policy::PolicyRequest& r = x.policy;
   for (std::size_t i = from; i < rp.chain.size(); ++i) {
     if (rp.chain[i]->apply(r)) continue;
-    if (r.waiting) {
-      policy_index_ = static_cast<std::uint32_t>(i);
-      keep_request_head();
-      r.headers = head_.headers;
-      phase_ = Phase::policing;
-      watch_client();
-      deadline_ms = 0;  // the Redis command's timeout bounds the wait
-      return false;
-    }
+    if (r.waiting) return park_policy(i);
     count_bypass();
     respond_policy(r);
     return false;
@@ -90,6 +84,19 @@ bool ClientConnection::run_policy_chain(const policy::RoutePolicies& rp, std::si
   return true;
 }
 
+// Parks the request in Phase::policing while policy `i` waits.
+bool ClientConnection::park_policy(std::size_t i) {
+  policy::PolicyRequest& r = x_->policy;
+  policy_index_ = static_cast<std::uint32_t>(i);
+  keep_request_head();
+  r.headers = head_.headers;
+  phase_ = Phase::policing;
+  watch_client();
+  // A JWKS refresh is bounded here (on_timeout); a Redis command by its own timeout.
+  deadline_ms = r.wait_deadline_ms;
+  return false;
+}
+
 void ClientConnection::on_policy_wake() {
   if (phase_ != Phase::policing || !x_) return;
   policy::PolicyRequest& r = x_->policy;
@@ -98,6 +105,10 @@ void ClientConnection::on_policy_wake() {
   phase_ = Phase::reading_head;  // where run_policies left it when it did not wait
   set_deadline(w_.limits().client_header_timeout.count());
   if (!rp.chain[policy_index_]->resume(r)) {
+    if (r.waiting) {  // it waits again (a jwt verified with fresh keys now asks Redis for its jti)
+      park_policy(policy_index_);
+      return;
+    }
     count_bypass();
     respond_policy(r);
     return;

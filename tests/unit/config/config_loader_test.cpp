@@ -767,3 +767,43 @@ TEST_CASE("config: script list errors", "[config]") {
         "gw.yaml:4: scripts.global[2]: invalid script name 'b c' (letters, digits, '_', '.', '-'; the file is <dir>/<name>.lua)\n"
         "gw.yaml:5: scripts.budget.cpu: invalid duration '5' (use e.g. 250ms, 5s, 1m)");
 }
+
+// ---- jwt keys from a JWKS URL -------------------------------------------------------------
+
+TEST_CASE("config: jwt jwks_url and its settings", "[config][jwks]") {
+  const std::string head = kListen + "upstreams: { u: { targets: [\"127.0.0.1:1\"] } }\nroutes:\n"
+                                     "  - name: r\n    match: { path: / }\n    upstream: u\n    policies:\n      - jwt: ";
+  const Config d = load(head + "{ jwks_url: \"https://idp.test/jwks.json\" }\n");
+  const auto& j = std::get<JwtConfig>(d.routes[0].policies[0].spec);
+  CHECK(j.jwks_url == "https://idp.test/jwks.json");
+  CHECK(j.jwks_ca_file.empty());
+  CHECK(j.jwks_refresh == 300'000ms);
+  CHECK(j.jwks_timeout == 5'000ms);
+  CHECK(j.jwks_min_refresh_interval == 10'000ms);
+
+  const Config c = load(head + "{ jwks_url: \"https://idp.test/k\", jwks_ca_file: certs/ca.pem, jwks_refresh: 1m, "
+                               "jwks_timeout: 2s, jwks_min_refresh_interval: 30s, jwks_file: k.json }\n");
+  const auto& k = std::get<JwtConfig>(c.routes[0].policies[0].spec);
+  CHECK(k.jwks_ca_file == "certs/ca.pem");  // "gw.yaml" has no folder; relative to it
+  CHECK(k.jwks_refresh == 60'000ms);
+  CHECK(k.jwks_timeout == 2'000ms);
+  CHECK(k.jwks_min_refresh_interval == 30'000ms);
+  CHECK(k.jwks_file == "k.json");  // both sources together
+  CHECK(std::get<JwtConfig>(load_config_text(head + "{ jwks_url: \"https://idp.test/k\", jwks_ca_file: ca.pem }\n",
+                                             "/etc/lg/gw.yaml").routes[0].policies[0].spec)
+            .jwks_ca_file == "/etc/lg/ca.pem");
+
+  CHECK(errors(head + "{ jwks_url: \"http://idp.test/jwks.json\" }\n") ==
+        "gw.yaml:9: routes[0].policies[0].jwt.jwks_url: must be an https:// URL (keys are only fetched over TLS), "
+        "got 'http://idp.test/jwks.json'");
+  CHECK(errors(head + "{ jwks_url: \"https://u:p@idp.test/\" }\n") ==
+        "gw.yaml:9: routes[0].policies[0].jwt.jwks_url: credentials in the URL are not supported, got "
+        "'https://u:p@idp.test/'");
+  CHECK(errors(head + "{ jwks_file: k.json, jwks_timeout: 1s }\n") ==
+        "gw.yaml:9: routes[0].policies[0].jwt.jwks_timeout: needs jwks_url");
+  CHECK(errors(head + "{ jwks_url: \"https://idp.test/\", jwks_timeout: 2m }\n") ==
+        "gw.yaml:9: routes[0].policies[0].jwt.jwks_timeout: must be between 1 ms and 60000 ms");
+  CHECK(errors(head + "{ jwks_url: \"https://idp.test/\", jwks_min_refresh_interval: 500ms }\n") ==
+        "gw.yaml:9: routes[0].policies[0].jwt.jwks_min_refresh_interval: must be between 1000 ms and 86400000 ms");
+  CHECK(errors(head + "{ issuer: x }\n") == "gw.yaml:9: routes[0].policies[0].jwt: jwt needs keys, jwks_file or jwks_url");
+}
