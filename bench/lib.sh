@@ -103,6 +103,7 @@ lunagate_cmd() {  # lunagate_cmd PORT -> sets LUNAGATE_ARGS (array) for a proxy 
 
 # ------------------------------------------------------------------ /proc readings
 proc_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12+$13}'; }  # utime+stime
+proc_ticks_us() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12, $13}'; }  # "utime stime"
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null; }
 busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }  # all CPUs, minus idle+iowait
 steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }

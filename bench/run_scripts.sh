@@ -135,26 +135,30 @@ PY
 }
 
 # ------------------------------------------------------------------ (c) wall clock
-measure() {  # measure ROUND ROW TRY -> "rps p50_us p99_us errors gw_us_per_req gw_cpu_pct noise_pct"
-  local r=$1 row=$2 t=$3 f pid g0 g1 b0 b1 m0 m1 e0 e1 rps p50 p99 err tool
+measure() {  # measure ROUND ROW TRY -> "rps p50_us p99_us errors gw_us_per_req gw_cpu_pct gw_user_us gw_sys_us noise_pct"
+  local r=$1 row=$2 t=$3 f pid g0 g1 b0 b1 m0 m1 e0 e1 rps p50 p99 err tool u0 s0 u1 s1
   f="$OUT/raw/wall_r${r}_${row}_try$t.wrk"; pid=${PIDS[$row]}
   [ "$WARMUP" -gt 0 ] && run_wrk "$f.warmup" "$WARMUP" "${ROW_PORT[$row]}"
   g0=$(proc_ticks "$pid"); b0=$(proc_ticks "${PIDS[backend]}"); m0=$(busy_ticks); e0=$(date +%s.%N)
+  read -r u0 s0 < <(proc_ticks_us "$pid")
   run_wrk "$f" "$DURATION" "${ROW_PORT[$row]}"
   g1=$(proc_ticks "$pid"); b1=$(proc_ticks "${PIDS[backend]}"); m1=$(busy_ticks); e1=$(date +%s.%N)
+  read -r u1 s1 < <(proc_ticks_us "$pid")
   rps=$(awk '/^Requests\/sec:/{print $2}' "$f"); rps=${rps:-0}
   p50=$(awk '$1=="50%"{print $2}' "$f" | to_us); p99=$(awk '$1=="99%"{print $2}' "$f" | to_us)
   err=$(awk '/Non-2xx/{n+=$NF} /Socket errors/{gsub(/,/,""); n+=$4+$6+$8+$10} END{print n+0}' "$f")
   tool=$(awk '{print $1+$2}' "$f.cpu" 2>/dev/null || echo 0)
   awk -v rps="$rps" -v p50="${p50:-NA}" -v p99="${p99:-NA}" -v err="$err" -v hz="$HZ" \
-      -v g="$((g1 - g0))" -v b="$((b1 - b0))" -v m="$((m1 - m0))" -v tool="$tool" -v e0="$e0" -v e1="$e1" 'BEGIN{
+      -v g="$((g1 - g0))" -v b="$((b1 - b0))" -v m="$((m1 - m0))" -v tool="$tool" -v e0="$e0" -v e1="$e1" \
+      -v u="$((u1 - u0))" -v sy="$((s1 - s0))" 'BEGIN{
     el=e1-e0; if (el<=0) el=1
     noise=m/hz-g/hz-b/hz-tool; if (noise<0) noise=0
-    printf "%s %s %s %s %s %.1f %.1f\n", rps, p50, p99, err, (rps>0)?sprintf("%.2f", 1e6*g/hz/(rps*el)):"NA", 100*g/hz/el, 100*noise/el }'
+    printf "%s %s %s %s %s %.1f %s %s %.1f\n", rps, p50, p99, err, (rps>0)?sprintf("%.2f", 1e6*g/hz/(rps*el)):"NA", 100*g/hz/el,
+      (rps>0)?sprintf("%.2f", 1e6*u/hz/(rps*el)):"NA", (rps>0)?sprintf("%.2f", 1e6*sy/hz/(rps*el)):"NA", 100*noise/el }'
 }
 wall() {
   local r row t line best bestnoise noise waited
-  printf "round\trow\trps\tp50_us\tp99_us\terrors\tgw_us_per_req\tgw_cpu_pct\tnoise_pct\ttries\n" > "$OUT/wall.tsv"
+  printf "round\trow\trps\tp50_us\tp99_us\terrors\tgw_us_per_req\tgw_cpu_pct\tgw_user_us\tgw_sys_us\tnoise_pct\ttries\n" > "$OUT/wall.tsv"
   for r in $(seq 1 "$ROUNDS"); do
     for row in "${ROWS[@]}"; do
       best=""; bestnoise=1e9
@@ -167,7 +171,7 @@ wall() {
         log "round $r $row: foreign CPU ${noise}% > ${NOISE_MAX}% (try $t/$MAX_TRIES)"
       done
       echo "$r $row $best $t" | tr ' ' '\t' >> "$OUT/wall.tsv"
-      log "wall round $r $(echo "$best" | awk -v n="$row" '{printf "%-9s %7.0f req/s  p50 %6sus  p99 %6sus  err %s  gw %s us/req (%s%% CPU)  noise %s%%", n, $1, $2, $3, $4, $5, $6, $7}')"
+      log "wall round $r $(echo "$best" | awk -v n="$row" '{printf "%-9s %7.0f req/s  p50 %6sus  p99 %6sus  err %s  gw %s us/req (%s%% CPU; user %s, sys %s)  noise %s%%", n, $1, $2, $3, $4, $5, $6, $7, $8, $9}')"
     done
   done
 }
@@ -275,13 +279,14 @@ delta_self() {  # delta_self ROW BASE N -> markdown rows: functions that cost mo
     awk -F'\t' '{g=$4; gsub(/\|/,"\\|",g); printf "| +%.0f | %.0f | %.0f | `%s` |\n", $1, $2, $3, g}'
 }
 
-declare -A IR RPS P50 P99 US GWP
+declare -A IR RPS P50 P99 US GWP USR SYS
 for row in plain trivial policy nginx_lua; do IR[$row]=NA; RPS[$row]=NA; P50[$row]=NA; P99[$row]=NA; US[$row]=NA; GWP[$row]=NA; done
 for row in "${ROWS[@]}"; do
   IR[$row]=$(cg_med "$row")
   if [ $DO_WALL = 1 ]; then
     RPS[$row]=$(wcol "$row" rps | median); P50[$row]=$(wcol "$row" p50_us | median)
     P99[$row]=$(wcol "$row" p99_us | median); US[$row]=$(wcol "$row" gw_us_per_req | median); GWP[$row]=$(wcol "$row" gw_cpu_pct | median)
+    USR[$row]=$(wcol "$row" gw_user_us | median); SYS[$row]=$(wcol "$row" gw_sys_us | median)
   fi
 done
 pct() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="NA" || b=="NA" || b+0==0) print "NA"; else printf "%+.1f%%", 100*(a/b-1) }'; }
@@ -305,15 +310,24 @@ pct() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="NA" || b=="NA" || b+0==0) print 
   echo "Ratios (medians; paired = median over rounds of the ratio within one round):"
   echo
   echo "- trivial / plain: instructions $(ratio "${IR[trivial]}" "${IR[plain]}") ($(pct "${IR[trivial]}" "${IR[plain]}")), throughput $(ratio "${RPS[trivial]}" "${RPS[plain]}") (paired $(paired rps trivial plain)), p99 $(ratio "${P99[trivial]}" "${P99[plain]}"), gateway CPU/req $(ratio "${US[trivial]}" "${US[plain]}")"
+  # The trivial script's cost as a share of the whole per-request CPU (user + kernel): its added
+  # instructions at the plain row's user-space rate (user µs per instruction), over the plain
+  # row's total CPU per request; and the same from the measured user CPU alone.
+  awk -v it="${IR[trivial]}" -v ip="${IR[plain]}" -v up="${USR[plain]:-NA}" -v sp="${SYS[plain]:-NA}" -v ut="${USR[trivial]:-NA}" -v tp="${US[plain]:-NA}" 'BEGIN{
+    if (it=="NA"||ip=="NA"||up=="NA"||tp=="NA"||ip+0==0||tp+0==0) exit
+    est=(it-ip)*up/ip
+    printf "- trivial / plain, whole CPU per request (user + kernel): plain %.2f µs = user %.2f + kernel %.2f; the trivial script'"'"'s +%d instructions at plain'"'"'s user rate = +%.2f µs = **%+.1f%%** of plain'"'"'s whole CPU per request (measured user CPU: trivial %s µs, %+.1f%%)\n", tp, up, sp, it-ip, est, 100*est/tp, ut, (ut=="NA")?0:100*(ut-up)/tp }'
   echo "- policy / plain: instructions $(ratio "${IR[policy]}" "${IR[plain]}") (+$(fmt_int "$(awk -v a="${IR[policy]}" -v b="${IR[plain]}" 'BEGIN{print a-b}')") per request), throughput $(ratio "${RPS[policy]}" "${RPS[plain]}")"
   echo "- lunagate policy / nginx+Lua policy: instructions $(ratio "${IR[policy]}" "${IR[nginx_lua]}"), syscalls $(ratio "$(sc_per policy)" "$(sc_per nginx_lua)"), throughput **$(ratio "${RPS[policy]}" "${RPS[nginx_lua]}")** (paired $(paired rps policy nginx_lua)), p50 $(ratio "${P50[policy]}" "${P50[nginx_lua]}"), p99 **$(ratio "${P99[policy]}" "${P99[nginx_lua]}")** (paired $(paired p99_us policy nginx_lua)), gateway CPU/req $(ratio "${US[policy]}" "${US[nginx_lua]}")"
   echo
   echo "Goals (issue 3):"
   echo
-  awk -v t="${IR[trivial]}" -v p="${IR[plain]}" -v rt="${RPS[trivial]}" -v rp="${RPS[plain]}" -v g="$GOAL_TRIVIAL_PCT" 'BEGIN{
+  awk -v t="${IR[trivial]}" -v p="${IR[plain]}" -v rt="${RPS[trivial]}" -v rp="${RPS[plain]}" -v g="$GOAL_TRIVIAL_PCT" \
+      -v up="${USR[plain]:-NA}" -v tp="${US[plain]:-NA}" 'BEGIN{
     if (t=="NA"||p=="NA") ti="not measured"; else { d=100*(t/p-1); ti=sprintf("%s (%+.1f%%)", (d<g)?"**met**":"**not met**", d) }
     if (rt=="NA"||rp=="NA") tr="not measured"; else { d=100*(1-rt/rp); tr=sprintf("%s (%.1f%% fewer req/s)", (d<g)?"**met**":"**not met**", d) }
-    printf "- trivial script costs under %s%% of plain proxying: instructions %s; throughput %s\n", g, ti, tr }'
+    if (t=="NA"||p=="NA"||up=="NA"||tp=="NA"||tp+0==0) wc="not measured"; else { d=100*(t-p)*up/p/tp; wc=sprintf("%s (%+.1f%%)", (d<g)?"**met**":"**not met**", d) }
+    printf "- trivial script costs under %s%% of plain proxying: user-space instructions %s; throughput %s; whole CPU per request (user + kernel) %s\n", g, ti, tr, wc }'
   awk -v i="${IR[policy]}" -v g="$GOAL_POLICY_IR" -v a="$ANCHOR_NGINX_LUA_IR" -v n="${IR[nginx_lua]}" 'BEGIN{
     if (i=="NA") { print "- policy <= " g " instructions/req: not measured"; exit }
     printf "- policy <= %s instructions/req: %s (%s; %s; nginx+LuaJIT here: %s, shared anchors: %s)\n", g, (i+0<=g)?"**met**":"**not met**",
@@ -348,7 +362,7 @@ pct() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="NA" || b=="NA" || b+0==0) print 
   fi
   echo
   echo "Per batch (Ir/req): $(awk -F'\t' 'NR>1{printf "%s%s #%s %s", (NR>2)?"; ":"", $1, $2, $5}' "$OUT/callgrind.tsv")."
-  [ $DO_WALL = 1 ] && echo "Wall-clock errors (non-2xx + socket errors) over all runs: $(awk -F'\t' 'NR>1{n+=$6} END{print n+0}' "$OUT/wall.tsv"); retries for noise: $(awk -F'\t' 'NR>1{n+=$10-1} END{print n+0}' "$OUT/wall.tsv"); kept runs with foreign CPU over ${NOISE_MAX}%: $(awk -F'\t' -v m="$NOISE_MAX" 'NR>1 && $9>m{printf "%s%s r%s (%s%%)", (k++?", ":""), $2, $1, $9} END{if(!k) printf "none"}' "$OUT/wall.tsv")."
+  [ $DO_WALL = 1 ] && echo "Wall-clock errors (non-2xx + socket errors) over all runs: $(awk -F'\t' 'NR>1{n+=$6} END{print n+0}' "$OUT/wall.tsv"); retries for noise: $(awk -F'\t' 'NR>1{n+=$12-1} END{print n+0}' "$OUT/wall.tsv"); kept runs with foreign CPU over ${NOISE_MAX}%: $(awk -F'\t' -v m="$NOISE_MAX" 'NR>1 && $11>m{printf "%s%s r%s (%s%%)", (k++?", ":""), $2, $1, $11} END{if(!k) printf "none"}' "$OUT/wall.tsv")."
   echo "\`valgrind --version\`: $(valgrind --version), $(strace -V | sed -n 1p), h2load $(h2load --version | awk '{print $2}'), $(dpkg-query -W -f '${Package} ${Version}' libnginx-mod-http-lua 2>/dev/null), $(dpkg-query -W -f '${Package} ${Version}' libluajit2-5.1-2 2>/dev/null || true)."
 } > "$OUT/scripts.md"
 {
