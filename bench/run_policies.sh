@@ -317,10 +317,15 @@ measure() {  # measure ROUND ROW TRY -> "rps p50_us p99_us errors gw_us_per_req 
   # redis-server's CPU counts as ours (not foreign) whenever it runs; per request only for Redis rows
   [ $WITH_REDIS = 1 ] && { c0=$(redis_cmds); d0=$(proc_ticks "${PIDS[redis]}"); }
   g0=$(proc_ticks "$pid"); b0=$(proc_ticks "${PIDS[backend]}"); m0=$(busy_ticks); e0=$(date +%s.%N)
+  local u0 s0 u1 s1; read -r u0 s0 < <(proc_ticks_us "$pid")
   run_wrk "$f" "$DURATION" "${ROW_PORT[$row]}"
   g1=$(proc_ticks "$pid"); b1=$(proc_ticks "${PIDS[backend]}"); m1=$(busy_ticks); e1=$(date +%s.%N)
+  read -r u1 s1 < <(proc_ticks_us "$pid")
   [ $WITH_REDIS = 1 ] && { d1=$(proc_ticks "${PIDS[redis]}"); c1=$(redis_cmds); }
   rps=$(awk '/^Requests\/sec:/{print $2}' "$f"); rps=${rps:-0}
+  # The gateway's CPU per request split into user and kernel time (every try; usersys.tsv).
+  awk -v r="$r" -v row="$row" -v t="$t" -v rps="$rps" -v hz="$HZ" -v u="$((u1 - u0))" -v sy="$((s1 - s0))" -v e0="$e0" -v e1="$e1" \
+    'BEGIN{ el=e1-e0; if (el<=0) el=1; if (rps>0) printf "%s\t%s\t%s\t%.2f\t%.2f\n", r, row, t, 1e6*u/hz/(rps*el), 1e6*sy/hz/(rps*el) }' >> "$OUT/usersys.tsv"
   p50=$(awk '$1=="50%"{print $2}' "$f" | to_us); p99=$(awk '$1=="99%"{print $2}' "$f" | to_us)
   err=$(awk '/Non-2xx/{n+=$NF} /Socket errors/{gsub(/,/,""); n+=$4+$6+$8+$10} END{print n+0}' "$f")
   tool=$(awk '{print $1+$2}' "$f.cpu" 2>/dev/null || echo 0)
@@ -551,6 +556,8 @@ report_policies() {
   echo
   echo "- native / plain: instructions $(ratio "${IR[native]}" "${IR[plain]}") (+$(ir_diff native plain) per request), throughput $(ratio "${RPS[native]}" "${RPS[plain]}") (paired $(pr rps native plain)), gateway CPU/req $(ratio "${US[native]}" "${US[plain]}"); jwt / plain: instructions $(ratio "${IR[jwt]}" "${IR[plain]}") (+$(ir_diff jwt plain) per request)"
   echo "- native / nginx+Lua policy: instructions $(ratio "${IR[native]}" "${IR[nginx_lua]}"), syscalls $(ratio "$(sc_per native)" "$(sc_per nginx_lua)"), throughput **$(ratio "${RPS[native]}" "${RPS[nginx_lua]}")** (paired $(pr rps native nginx_lua)), p50 $(ratio "${P50[native]}" "${P50[nginx_lua]}"), p99 **$(ratio "${P99[native]}" "${P99[nginx_lua]}")** (paired $(pr p99_us native nginx_lua)), gateway CPU/req $(ratio "${US[native]}" "${US[nginx_lua]}")"
+  us_med() { awk -F'\t' -v n="$1" -v k="$2" '$2==n{print $k}' "$OUT/usersys.tsv" 2>/dev/null | median; }
+  [ -f "$OUT/usersys.tsv" ] && echo "- gateway CPU per request, user + kernel (medians over rounds): $(for row in "${ROWS[@]}"; do printf '%s %s + %s µs; ' "$row" "$(us_med "$row" 4)" "$(us_med "$row" 5)"; done | sed 's/; $//')"
   echo "- native / nginx native policy: instructions $(ratio "${IR[native]}" "${IR[nginx_native]}"), syscalls $(ratio "$(sc_per native)" "$(sc_per nginx_native)"), throughput $(ratio "${RPS[native]}" "${RPS[nginx_native]}") (paired $(pr rps native nginx_native)), p99 $(ratio "${P99[native]}" "${P99[nginx_native]}"), gateway CPU/req $(ratio "${US[native]}" "${US[nginx_native]}")"
   echo "- jwt / nginx+LuaJIT JWT: instructions $(ratio "${IR[jwt]}" "${IR[nginx_lua_jwt]}"), syscalls $(ratio "$(sc_per jwt)" "$(sc_per nginx_lua_jwt)"), throughput $(ratio "${RPS[jwt]}" "${RPS[nginx_lua_jwt]}") (paired $(pr rps jwt nginx_lua_jwt)), p99 $(ratio "${P99[jwt]}" "${P99[nginx_lua_jwt]}"), gateway CPU/req $(ratio "${US[jwt]}" "${US[nginx_lua_jwt]}")"
   echo
