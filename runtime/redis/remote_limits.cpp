@@ -67,8 +67,9 @@ void RemoteLimiter::take(policy::RemoteTake& t) {
   }
   if (exact) {
     if (client_.health() != RedisClient::Health::up) return;
-    build_call(t.token_bucket, t.base, t.limits, now, 1, keys_, args_);
-    t.redis_id = client_.eval(t.token_bucket ? tb_script_ : sw_script_, keys_, args_, this,
+    call_.clear();
+    const std::size_t argc = encode_call(call_, t.token_bucket, t.base, t.limits, now, 1);
+    t.redis_id = client_.eval(t.token_bucket ? tb_script_ : sw_script_, call_, argc, this,
                               reinterpret_cast<std::uint64_t>(&t));
     if (t.redis_id) t.status = S::waiting;
     return;
@@ -111,9 +112,10 @@ void RemoteLimiter::serve_from(KeyReserve& k, policy::RemoteTake& t) {
 }
 
 void RemoteLimiter::ask_batch(KeyReserve& k, std::int64_t now) {
-  build_call(k.token_bucket, k.base, k.limits, now, k.want, keys_, args_);
+  call_.clear();
+  const std::size_t argc = encode_call(call_, k.token_bucket, k.base, k.limits, now, k.want);
   k.asked_expiry = reserve_expiry(k.token_bucket, k.limits, now);
-  k.redis_id = client_.eval(k.token_bucket ? tb_script_ : sw_script_, keys_, args_, this,
+  k.redis_id = client_.eval(k.token_bucket ? tb_script_ : sw_script_, call_, argc, this,
                             reinterpret_cast<std::uint64_t>(&k) | kReserveTag);
 }
 
@@ -145,8 +147,7 @@ bool RemoteLimiter::parse(const redisReply* reply, std::span<const RemoteLimit> 
     if (!e || e->type != REDIS_REPLY_INTEGER) return false;
     ints_.push_back(e->integer);
   }
-  out = parse_reply(ints_, limits, token_bucket);
-  return out.ok;
+  return parse_reply(ints_, limits, token_bucket, out);
 }
 
 void RemoteLimiter::fail_waiters(KeyReserve& k) {
@@ -161,13 +162,13 @@ void RemoteLimiter::fail_waiters(KeyReserve& k) {
 
 void RemoteLimiter::on_reply(std::uint64_t tag, const redisReply* reply, const char*) {
   using S = policy::RemoteTake::Status;
-  ScriptReply sr;
+  ScriptReply& sr = reply_;
   if (!(tag & kReserveTag)) {
     auto& t = *reinterpret_cast<policy::RemoteTake*>(tag);
     t.redis_id = 0;
     if (parse(reply, t.limits, t.token_bucket, sr)) {
       t.status = sr.grant > 0 ? S::allowed : S::refused;
-      t.results = std::move(sr.results);
+      t.results.assign(sr.results.begin(), sr.results.end());  // into capacity it keeps
     } else {
       t.status = S::failed;
     }

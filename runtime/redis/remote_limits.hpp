@@ -72,8 +72,10 @@ class RemoteLimiter final : public policy::RemoteLimits, public ReplyHandler {
   unsigned workers_;
   std::size_t sw_script_, tb_script_;
   std::unordered_map<std::string, std::unique_ptr<KeyReserve>> reserves_;
-  std::vector<std::string> keys_, args_;
+  // Scratch reused by every call and reply: no allocation per request once warm.
+  std::string call_;
   std::vector<long long> ints_;
+  ScriptReply reply_;
   std::int64_t next_sweep_ = 0;
 };
 
