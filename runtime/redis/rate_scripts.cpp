@@ -179,6 +179,17 @@ bool parse_reply(std::span<const long long> v, std::span<const RemoteLimit> limi
   return true;
 }
 
+bool share_of_reply(const ScriptReply& sr, std::int64_t index, std::vector<RateResult>& out) {
+  const bool pass = index < sr.grant;
+  out.assign(sr.results.begin(), sr.results.end());
+  for (RateResult& r : out) {
+    r.allowed = pass;
+    if (pass) r.remaining = std::min(r.limit, r.remaining + static_cast<double>(sr.grant - 1 - index));
+    else r.retry_after_ms = std::max(r.retry_after_ms, r.reset_ms);
+  }
+  return pass;
+}
+
 std::uint32_t default_batch(std::span<const RemoteLimit> limits, unsigned workers) {
   double tight = 0;
   for (const RemoteLimit& l : limits)

@@ -53,6 +53,11 @@ struct ScriptReply {
 bool parse_reply(std::span<const long long> values, std::span<const RemoteLimit> limits, bool token_bucket,
                  ScriptReply& out);
 
+// What the request at `index` (0-based, arrival order) of those sharing one call gets from its
+// reply: the first `grant` pass, each told what the later ones leave; the others are refused,
+// told when one unit will be free. Returns whether it passes; `out` gets its per-limit results.
+bool share_of_reply(const ScriptReply& sr, std::int64_t index, std::vector<RateResult>& out);
+
 // A worker's reserve for one (policy, key): units granted by Redis (already counted there)
 // that requests may use without asking, until `expires_at` (wall-clock ms).
 struct Reserve {

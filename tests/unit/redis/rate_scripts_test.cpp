@@ -107,6 +107,24 @@ TEST_CASE("parse_reply: grants, refusals and malformed replies", "[redis]") {
   }
 }
 
+TEST_CASE("share_of_reply: requests sharing one call, in arrival order", "[redis]") {
+  const RemoteLimit limits[] = {{10, 1'000, 0}, {100, 60'000, 0}};
+  // 4 asked, 3 granted: 2 and 40 left after the grant; one unit free again in 100 / 600 ms
+  const long long v[] = {3, 0, 2, 100, 0, 40, 600, 0};
+  ScriptReply sr;
+  REQUIRE(parse_reply(v, limits, false, sr));
+  std::vector<RateResult> out;
+  CHECK(share_of_reply(sr, 0, out));
+  CHECK(out[0].remaining == 4);  // as if it had been alone: the two after it not yet taken
+  CHECK(out[1].remaining == 42);
+  CHECK(share_of_reply(sr, 2, out));
+  CHECK(out[0].remaining == 2);
+  CHECK_FALSE(share_of_reply(sr, 3, out));
+  CHECK_FALSE(out[0].allowed);
+  CHECK(out[0].retry_after_ms == 100);
+  CHECK(out[1].retry_after_ms == 600);
+}
+
 TEST_CASE("Reserve: serves what was granted until its window ends", "[redis]") {
   Reserve r;
   CHECK_FALSE(r.take(0));
