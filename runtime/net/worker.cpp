@@ -49,7 +49,7 @@ Worker::Worker(unsigned id, const Config& initial, int access_log_fd, SharedStat
     redis_ = std::make_unique<redis::RedisClient>(
         reactor_, redis::RedisClient::Options{rc->address.host, rc->address.port, rc->timeout.count(), rc->max_pending,
                                               rc->reconnect_min.count(), rc->reconnect_max.count()});
-    remote_ = std::make_unique<redis::RemoteLimiter>(*redis_, *rc, initial.workers);
+    remote_ = std::make_unique<redis::RemoteLimiter>(reactor_, *redis_, *rc, initial.workers);
     revocations_ = std::make_unique<redis::RevocationLookups>(*redis_, rc->on_failure == RedisConfig::OnFailure::open);
   }
 }

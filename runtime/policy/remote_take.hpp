@@ -32,8 +32,8 @@ struct RemoteTake {
   std::vector<RateResult> results;  // per limit, for the RateLimit-* headers
   // Bookkeeping of the worker's RemoteLimits while waiting.
   PolicyWaitOwner* owner = nullptr;
-  std::uint64_t redis_id = 0;  // exact mode: the command in flight
-  void* reserve = nullptr;     // batch mode: the reserve whose refill it waits for
+  void* group = nullptr;    // exact mode: the shared call it waits for
+  void* reserve = nullptr;  // batch mode: the reserve whose refill it waits for
 };
 
 // This worker's Redis-backed limiter.

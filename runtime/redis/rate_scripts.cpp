@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "redis/resp_writer.hpp"
+
 namespace lg::redis {
 
 // Sliding windows: the two-window weighted estimate of core/rate_limit.hpp, in integers
@@ -113,27 +115,32 @@ namespace {
 std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 }  // namespace
 
-void build_call(bool token_bucket, std::string_view base, std::span<const RemoteLimit> limits, std::int64_t now_ms,
-                std::int64_t want, std::vector<std::string>& keys, std::vector<std::string>& args) {
-  keys.clear();
-  args.clear();
-  args.push_back(std::to_string(now_ms));
-  args.push_back(std::to_string(want));
+std::size_t encode_call(std::string& out, bool token_bucket, std::string_view base,
+                        std::span<const RemoteLimit> limits, std::int64_t now_ms, std::int64_t want) {
+  const std::size_t n = limits.size();
+  const std::size_t argc = 1 + (token_bucket ? n : 2 * n) + 2 + (token_bucket ? 3 * n : 2 * n);
+  RespWriter w(out);
+  w.arg(static_cast<std::int64_t>(token_bucket ? n : 2 * n));  // numkeys
+  const std::string_view prefix = token_bucket ? "lunagate:rl:tb:" : "lunagate:rl:sw:";
   for (const RemoteLimit& l : limits) {
     const std::int64_t W = std::max<std::int64_t>(1, l.window_ms);
-    std::string k = token_bucket ? "lunagate:rl:tb:" : "lunagate:rl:sw:";
-    k.append(base).append(":").append(std::to_string(W));
+    const Decimal window(W);
     if (token_bucket) {
-      keys.push_back(std::move(k));
+      w.arg_parts({prefix, base, ":", window.view()});
     } else {
       const std::int64_t start = floor_div(now_ms, W) * W;
-      keys.push_back(k + ":" + std::to_string(start));
-      keys.push_back(k + ":" + std::to_string(start - W));
+      w.arg_parts({prefix, base, ":", window.view(), ":", Decimal(start).view()});
+      w.arg_parts({prefix, base, ":", window.view(), ":", Decimal(start - W).view()});
     }
-    args.push_back(std::to_string(static_cast<std::int64_t>(l.limit)));
-    args.push_back(std::to_string(W));
-    if (token_bucket) args.push_back(std::to_string(static_cast<std::int64_t>(l.burst)));
   }
+  w.arg(now_ms);
+  w.arg(want);
+  for (const RemoteLimit& l : limits) {
+    w.arg(static_cast<std::int64_t>(l.limit));
+    w.arg(std::max<std::int64_t>(1, l.window_ms));
+    if (token_bucket) w.arg(static_cast<std::int64_t>(l.burst));
+  }
+  return argc;
 }
 
 std::int64_t reserve_expiry(bool token_bucket, std::span<const RemoteLimit> limits, std::int64_t now_ms) {
@@ -146,10 +153,14 @@ std::int64_t reserve_expiry(bool token_bucket, std::span<const RemoteLimit> limi
   return at;
 }
 
-ScriptReply parse_reply(std::span<const long long> v, std::span<const RemoteLimit> limits, bool token_bucket) {
-  ScriptReply r;
-  if (v.size() != 2 + 3 * limits.size()) return r;
-  if (v[0] < 0 || v[1] < 0 || v[1] > static_cast<long long>(limits.size())) return r;
+bool parse_reply(std::span<const long long> v, std::span<const RemoteLimit> limits, bool token_bucket,
+                 ScriptReply& r) {
+  r.ok = false;
+  r.grant = 0;
+  r.refusing = -1;
+  r.results.clear();
+  if (v.size() != 2 + 3 * limits.size()) return false;
+  if (v[0] < 0 || v[1] < 0 || v[1] > static_cast<long long>(limits.size())) return false;
   r.grant = v[0];
   r.refusing = static_cast<int>(v[1]) - 1;
   r.results.resize(limits.size());
@@ -163,9 +174,20 @@ ScriptReply parse_reply(std::span<const long long> v, std::span<const RemoteLimi
     o.reset_ms = std::max<long long>(0, v[3 + 3 * i]);
     o.retry_after_ms = std::max<long long>(0, v[4 + 3 * i]);
   }
-  if (r.grant == 0 && r.refusing < 0) return r;  // a refusal names its limit
+  if (r.grant == 0 && r.refusing < 0) return false;  // a refusal names its limit
   r.ok = true;
-  return r;
+  return true;
+}
+
+bool share_of_reply(const ScriptReply& sr, std::int64_t index, std::vector<RateResult>& out) {
+  const bool pass = index < sr.grant;
+  out.assign(sr.results.begin(), sr.results.end());
+  for (RateResult& r : out) {
+    r.allowed = pass;
+    if (pass) r.remaining = std::min(r.limit, r.remaining + static_cast<double>(sr.grant - 1 - index));
+    else r.retry_after_ms = std::max(r.retry_after_ms, r.reset_ms);
+  }
+  return pass;
 }
 
 std::uint32_t default_batch(std::span<const RemoteLimit> limits, unsigned workers) {

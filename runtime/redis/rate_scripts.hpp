@@ -32,9 +32,11 @@ struct RemoteLimit {
   double burst = 0;  // token bucket: capacity (0: limit)
 };
 
-// Fills keys and args for one call. `base` identifies the policy and who is counted.
-void build_call(bool token_bucket, std::string_view base, std::span<const RemoteLimit> limits, std::int64_t now_ms,
-                std::int64_t want, std::vector<std::string>& keys, std::vector<std::string>& args);
+// Appends what follows EVALSHA <sha> in one call, RESP-encoded (resp_writer.hpp): numkeys,
+// KEYS, ARGV. Returns how many arguments that is. `base` identifies the policy and who is
+// counted.
+std::size_t encode_call(std::string& out, bool token_bucket, std::string_view base,
+                        std::span<const RemoteLimit> limits, std::int64_t now_ms, std::int64_t want);
 
 // Until when a reserve taken at now_ms may be used: the end of the earliest window (sliding
 // window), or now + the shortest period (token bucket).
@@ -46,8 +48,15 @@ struct ScriptReply {
   int refusing = -1;  // 0-based, -1: none
   std::vector<RateResult> results;  // per limit (limit, window_ms, remaining, reset, retry)
 };
-// Parses a reply given as its integers (the array elements, in order).
-ScriptReply parse_reply(std::span<const long long> values, std::span<const RemoteLimit> limits, bool token_bucket);
+// Parses a reply given as its integers (the array elements, in order) into `out` (its results'
+// capacity is reused); returns out.ok.
+bool parse_reply(std::span<const long long> values, std::span<const RemoteLimit> limits, bool token_bucket,
+                 ScriptReply& out);
+
+// What the request at `index` (0-based, arrival order) of those sharing one call gets from its
+// reply: the first `grant` pass, each told what the later ones leave; the others are refused,
+// told when one unit will be free. Returns whether it passes; `out` gets its per-limit results.
+bool share_of_reply(const ScriptReply& sr, std::int64_t index, std::vector<RateResult>& out);
 
 // A worker's reserve for one (policy, key): units granted by Redis (already counted there)
 // that requests may use without asking, until `expires_at` (wall-clock ms).

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/clock.hpp"
+#include "redis/resp_writer.hpp"
 
 namespace lg::redis {
 
@@ -38,6 +39,7 @@ RedisClient::~RedisClient() {
     redisAsyncFree(ac);  // runs every pending callback with NULL (they free their Pending)
   }
   for (Pending* p : inflight_) delete p;
+  for (Pending* p : spare_) delete p;
 }
 
 std::size_t RedisClient::register_script(std::string source) {
@@ -64,6 +66,7 @@ void RedisClient::connect() {
   }
   ac->data = this;
   ac->ev.data = this;
+  arena_.install(ac->c.reader);
   ac->ev.addRead = ev_noop;  // the fd is registered for reads for its whole life
   ac->ev.delRead = ev_noop;
   ac->ev.addWrite = ev_add_write;
@@ -162,29 +165,37 @@ void RedisClient::on_io(std::uint32_t events) {
   }
 }
 
-bool RedisClient::send(Pending* p, bool as_eval) {
-  argv_ptrs_.clear();
-  argv_lens_.clear();
-  if (p->script != kNoScript) {
-    const Script& s = scripts_[p->script];
-    argv_ptrs_.push_back(as_eval ? "EVAL" : "EVALSHA");
-    argv_lens_.push_back(as_eval ? 4 : 7);
-    argv_ptrs_.push_back(as_eval ? s.source.data() : s.sha.data());
-    argv_lens_.push_back(as_eval ? s.source.size() : s.sha.size());
-  }
-  for (const std::string& a : p->argv) argv_ptrs_.push_back(a.data()), argv_lens_.push_back(a.size());
-  return redisAsyncCommandArgv(ac_, on_command_reply, p, static_cast<int>(argv_ptrs_.size()), argv_ptrs_.data(),
-                               argv_lens_.data()) == REDIS_OK;
-}
-
 bool RedisClient::can_send() const {
   return ac_ && health_ == Health::up && !(ac_->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)) &&
          inflight_.size() < opt_.max_pending;
 }
 
-std::uint64_t RedisClient::submit(Pending* p) {
-  if (!send(p, false)) {
-    delete p;
+RedisClient::Pending* RedisClient::acquire(ReplyHandler* h, std::uint64_t tag, std::size_t script) {
+  Pending* p;
+  if (spare_.empty()) {
+    p = new Pending;
+  } else {
+    p = spare_.back();
+    spare_.pop_back();
+  }
+  p->id = next_id_++;
+  p->handler = h;
+  p->tag = tag;
+  p->deadline = monotonic_ms() + opt_.timeout_ms;
+  p->script = script;
+  p->retried = false;
+  p->cmd.clear();
+  return p;
+}
+
+void RedisClient::release(Pending* p) {
+  if (spare_.size() < kMaxSpare) spare_.push_back(p);
+  else delete p;
+}
+
+std::uint64_t RedisClient::submit(Pending* p, std::string_view cmd) {
+  if (redisAsyncFormattedCommand(ac_, on_command_reply, p, cmd.data(), cmd.size()) != REDIS_OK) {
+    release(p);
     return 0;
   }
   inflight_.push_back(p);
@@ -192,22 +203,34 @@ std::uint64_t RedisClient::submit(Pending* p) {
   return p->id;
 }
 
-std::uint64_t RedisClient::eval(std::size_t script, std::span<const std::string> keys, std::span<const std::string> args,
-                                ReplyHandler* h, std::uint64_t tag) {
+std::uint64_t RedisClient::eval(std::size_t script, std::string_view args, std::size_t argc, ReplyHandler* h,
+                                std::uint64_t tag) {
   if (!can_send()) return 0;
-  auto* p = new Pending{next_id_++, h, tag, monotonic_ms() + opt_.timeout_ms, script, false, {}};
-  p->argv.reserve(1 + keys.size() + args.size());
-  p->argv.push_back(std::to_string(keys.size()));
-  p->argv.insert(p->argv.end(), keys.begin(), keys.end());
-  p->argv.insert(p->argv.end(), args.begin(), args.end());
-  return submit(p);
+  Pending* p = acquire(h, tag, script);
+  RespWriter w(p->cmd);
+  w.array(2 + argc);
+  w.arg("EVALSHA");
+  w.arg(scripts_[script].sha);
+  p->argc = argc;
+  p->args_at = p->cmd.size();
+  p->cmd.append(args);
+  return submit(p, p->cmd);
 }
 
-std::uint64_t RedisClient::command(std::span<const std::string_view> argv, ReplyHandler* h, std::uint64_t tag) {
-  if (!can_send() || argv.empty()) return 0;
-  auto* p = new Pending{next_id_++, h, tag, monotonic_ms() + opt_.timeout_ms, kNoScript, false, {}};
-  p->argv.assign(argv.begin(), argv.end());
-  return submit(p);
+std::uint64_t RedisClient::command(std::string_view resp, ReplyHandler* h, std::uint64_t tag) {
+  if (!can_send() || resp.empty()) return 0;
+  return submit(acquire(h, tag, kNoScript), resp);
+}
+
+// The same call as EVAL <source> (which also loads the script again).
+bool RedisClient::send_as_eval(Pending* p) {
+  eval_cmd_.clear();
+  RespWriter w(eval_cmd_);
+  w.array(2 + p->argc);
+  w.arg("EVAL");
+  w.arg(scripts_[p->script].source);
+  eval_cmd_.append(std::string_view(p->cmd).substr(p->args_at));
+  return redisAsyncFormattedCommand(ac_, on_command_reply, p, eval_cmd_.data(), eval_cmd_.size()) == REDIS_OK;
 }
 
 void RedisClient::cancel(std::uint64_t id) {
@@ -231,13 +254,13 @@ void RedisClient::on_command_reply(redisAsyncContext* ac, void* reply, void* pri
   if (r && r->type == REDIS_REPLY_ERROR && p->script != kNoScript && !p->retried && p->handler && self->ac_ &&
       std::string_view(r->str, r->len).starts_with("NOSCRIPT")) {
     p->retried = true;  // the server lost the script: the same call as EVAL (it loads it too)
-    if (self->send(p, true)) return;
+    if (self->send_as_eval(p)) return;
   }
   const auto it = std::find(self->inflight_.begin(), self->inflight_.end(), p);
   if (it != self->inflight_.end()) self->inflight_.erase(it);
   if (!r && self->health_ == Health::up) self->health_ = Health::down;  // the context is going away
   self->finish(p, r, r ? nullptr : "connection lost");
-  delete p;
+  self->release(p);
 }
 
 void RedisClient::tick(std::int64_t now) {

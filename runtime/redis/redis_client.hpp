@@ -15,15 +15,19 @@
 //   to reconnect_max); health() says up/connecting/down. While down, command() fails at once.
 // - Scripts: register_script() once; eval() sends EVALSHA and, on NOSCRIPT (a server that
 //   restarted or flushed its scripts), resends the same call as EVAL.
+// - No allocation per command once warm: callers RESP-encode their arguments (resp_writer.hpp)
+//   into their own reused buffers, commands go to hiredis pre-formatted, the bookkeeping of a
+//   command in flight is pooled, and replies are built in a ReplyArena (reply_arena.hpp). What
+//   remains is hiredis's own (a callback node per command, its output buffer per flush).
 #pragma once
 #include <cstdint>
 #include <deque>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "net/reactor.hpp"
+#include "redis/reply_arena.hpp"
 
 struct redisAsyncContext;
 struct redisReply;
@@ -60,12 +64,12 @@ class RedisClient final : public IoHandler {
   // Index for eval(); the script's SHA-1 is computed here.
   std::size_t register_script(std::string source);
 
-  // EVALSHA script keys... args...; the handler gets `tag` back. Returns an id for cancel(), or 0
+  // EVALSHA <script's sha> followed by `argc` arguments, RESP-encoded in `args` (numkeys, keys,
+  // then the script's arguments); the handler gets `tag` back. Returns an id for cancel(), or 0
   // when nothing was sent (not connected, too many pending): then nothing will be called.
-  std::uint64_t eval(std::size_t script, std::span<const std::string> keys, std::span<const std::string> args,
-                     ReplyHandler* h, std::uint64_t tag);
-  // Any other command (argv[0] is its name), same contract as eval().
-  std::uint64_t command(std::span<const std::string_view> argv, ReplyHandler* h, std::uint64_t tag);
+  std::uint64_t eval(std::size_t script, std::string_view args, std::size_t argc, ReplyHandler* h, std::uint64_t tag);
+  // Any other command, RESP-encoded whole (an array of bulk strings); same contract as eval().
+  std::uint64_t command(std::string_view resp, ReplyHandler* h, std::uint64_t tag);
   // The handler of `id` will not be called (the reply, if any, is dropped).
   void cancel(std::uint64_t id);
 
@@ -78,18 +82,25 @@ class RedisClient final : public IoHandler {
   void on_io(std::uint32_t events) override;
 
  private:
+  // A command in flight. Pooled: `cmd` keeps its capacity from one command to the next.
   struct Pending {
-    std::uint64_t id;
-    ReplyHandler* handler;  // null once answered (timeout, cancel)
-    std::uint64_t tag;
-    std::int64_t deadline;
-    std::size_t script;    // kNoScript: a plain command
-    bool retried = false;  // already resent as EVAL
-    std::vector<std::string> argv;  // kept for the EVAL fallback
+    std::uint64_t id = 0;
+    ReplyHandler* handler = nullptr;  // null once answered (timeout, cancel)
+    std::uint64_t tag = 0;
+    std::int64_t deadline = 0;
+    std::size_t script = 0;  // kNoScript: a plain command
+    bool retried = false;    // already resent as EVAL
+    std::size_t argc = 0;    // eval: the arguments after the sha ...
+    std::size_t args_at = 0; // ... which start here in cmd
+    std::string cmd;         // eval: the EVALSHA command, kept for the EVAL fallback
   };
   static constexpr std::size_t kNoScript = ~std::size_t{0};
+  static constexpr std::size_t kMaxSpare = 1024;  // pooled Pendings kept after a burst
   bool can_send() const;
-  std::uint64_t submit(Pending* p);
+  Pending* acquire(ReplyHandler* h, std::uint64_t tag, std::size_t script);
+  void release(Pending* p);
+  std::uint64_t submit(Pending* p, std::string_view cmd);
+  bool send_as_eval(Pending* p);
   static void on_command_reply(redisAsyncContext* ac, void* reply, void* priv);
   static void on_connected(const redisAsyncContext* ac, int status);
   static void on_disconnected(const redisAsyncContext* ac, int status);
@@ -101,7 +112,6 @@ class RedisClient final : public IoHandler {
   void lost(const char* why);
   void schedule_flush();
   void flush();
-  bool send(Pending* p, bool as_eval);
   void finish(Pending* p, const redisReply* r, const char* err);
 
   struct Script {
@@ -121,8 +131,9 @@ class RedisClient final : public IoHandler {
   std::uint64_t timeouts_ = 0, connects_ = 0;
   std::deque<Pending*> inflight_;  // in send order (ids ascending)
   std::vector<Script> scripts_;
-  std::vector<const char*> argv_ptrs_;
-  std::vector<std::size_t> argv_lens_;
+  std::vector<Pending*> spare_;
+  std::string eval_cmd_;  // an EVAL fallback being built
+  ReplyArena arena_;
   bool* alive_ = nullptr;  // set to false by the destructor while a callback runs
 };
 

@@ -15,16 +15,15 @@ std::int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-constexpr std::uint64_t kReserveTag = 1;  // low bit of a tag: a KeyReserve, else a RemoteTake
 }  // namespace
 
-RemoteLimiter::RemoteLimiter(RedisClient& client, const RedisConfig& cfg, unsigned workers)
+RemoteLimiter::RemoteLimiter(Reactor& r, RedisClient& client, const RedisConfig& cfg, unsigned workers)
     : client_(client),
       fail_open_(cfg.on_failure == RedisConfig::OnFailure::open),
-      workers_(workers) {
-  sw_script_ = client_.register_script(kSlidingWindowScript);
-  tb_script_ = client_.register_script(kTokenBucketScript);
-}
+      workers_(workers),
+      sw_script_(client_.register_script(kSlidingWindowScript)),
+      tb_script_(client_.register_script(kTokenBucketScript)),
+      exact_(r, client_, sw_script_, tb_script_) {}
 
 RemoteLimiter::~RemoteLimiter() = default;
 
@@ -47,7 +46,7 @@ void RemoteLimiter::take(policy::RemoteTake& t) {
   using S = policy::RemoteTake::Status;
   t.status = S::failed;
   t.reserve = nullptr;
-  t.redis_id = 0;
+  t.group = nullptr;
   const std::int64_t now = wall_ms();
   // batch: the reserve of this policy, key and set of limits
   std::string name;
@@ -66,11 +65,7 @@ void RemoteLimiter::take(policy::RemoteTake& t) {
     exact = reserves_.size() >= kMaxReserves;
   }
   if (exact) {
-    if (client_.health() != RedisClient::Health::up) return;
-    build_call(t.token_bucket, t.base, t.limits, now, 1, keys_, args_);
-    t.redis_id = client_.eval(t.token_bucket ? tb_script_ : sw_script_, keys_, args_, this,
-                              reinterpret_cast<std::uint64_t>(&t));
-    if (t.redis_id) t.status = S::waiting;
+    exact_.take(t, now);
     return;
   }
   auto& slot = reserves_[name];
@@ -111,42 +106,25 @@ void RemoteLimiter::serve_from(KeyReserve& k, policy::RemoteTake& t) {
 }
 
 void RemoteLimiter::ask_batch(KeyReserve& k, std::int64_t now) {
-  build_call(k.token_bucket, k.base, k.limits, now, k.want, keys_, args_);
+  call_.clear();
+  const std::size_t argc = encode_call(call_, k.token_bucket, k.base, k.limits, now, k.want);
   k.asked_expiry = reserve_expiry(k.token_bucket, k.limits, now);
-  k.redis_id = client_.eval(k.token_bucket ? tb_script_ : sw_script_, keys_, args_, this,
-                            reinterpret_cast<std::uint64_t>(&k) | kReserveTag);
+  k.redis_id = client_.eval(k.token_bucket ? tb_script_ : sw_script_, call_, argc, this,
+                            reinterpret_cast<std::uint64_t>(&k));
 }
 
 void RemoteLimiter::cancel(policy::RemoteTake& t) {
   if (t.status != policy::RemoteTake::Status::waiting) return;
+  if (t.group) {
+    exact_.cancel(t);
+    return;
+  }
   if (t.reserve) {
     auto& w = static_cast<KeyReserve*>(t.reserve)->waiters;
     w.erase(std::remove(w.begin(), w.end(), &t), w.end());
-  } else if (t.redis_id) {
-    client_.cancel(t.redis_id);
   }
   t.reserve = nullptr;
-  t.redis_id = 0;
   t.status = policy::RemoteTake::Status::idle;
-}
-
-bool RemoteLimiter::parse(const redisReply* reply, std::span<const RemoteLimit> limits, bool token_bucket,
-                          ScriptReply& out) {
-  if (!reply || reply->type != REDIS_REPLY_ARRAY) {
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-      static thread_local unsigned logged = 0;
-      if (logged++ < 10) spdlog::warn("redis rate limit script: {}", std::string_view(reply->str, reply->len));
-    }
-    return false;
-  }
-  ints_.clear();
-  for (std::size_t i = 0; i < reply->elements; ++i) {
-    const redisReply* e = reply->element[i];
-    if (!e || e->type != REDIS_REPLY_INTEGER) return false;
-    ints_.push_back(e->integer);
-  }
-  out = parse_reply(ints_, limits, token_bucket);
-  return out.ok;
 }
 
 void RemoteLimiter::fail_waiters(KeyReserve& k) {
@@ -159,24 +137,13 @@ void RemoteLimiter::fail_waiters(KeyReserve& k) {
   for (policy::RemoteTake* t : w) t->owner->on_policy_wake();
 }
 
+// A batch for a reserve (exact mode's calls answer to ExactCalls).
 void RemoteLimiter::on_reply(std::uint64_t tag, const redisReply* reply, const char*) {
   using S = policy::RemoteTake::Status;
-  ScriptReply sr;
-  if (!(tag & kReserveTag)) {
-    auto& t = *reinterpret_cast<policy::RemoteTake*>(tag);
-    t.redis_id = 0;
-    if (parse(reply, t.limits, t.token_bucket, sr)) {
-      t.status = sr.grant > 0 ? S::allowed : S::refused;
-      t.results = std::move(sr.results);
-    } else {
-      t.status = S::failed;
-    }
-    t.owner->on_policy_wake();
-    return;
-  }
-  auto& k = *reinterpret_cast<KeyReserve*>(tag & ~kReserveTag);
+  ScriptReply& sr = reply_;
+  auto& k = *reinterpret_cast<KeyReserve*>(tag);
   k.redis_id = 0;
-  if (!parse(reply, k.limits, k.token_bucket, sr)) {
+  if (!read_script_reply(reply, k.limits, k.token_bucket, ints_, sr)) {
     fail_waiters(k);
     return;
   }

@@ -1,6 +1,7 @@
 // A worker's Redis-backed rate limits (policy::RemoteLimits), on its own RedisClient.
 //
-// exact: every take is one EVALSHA (pipelined with the other requests of the loop's turn); the
+// exact: every take is counted by Redis before the request goes on (exact_calls.hpp: the takes
+//   of one loop turn for the same counter share one EVALSHA, pipelined with the others); the
 //   request waits for the answer.
 // batch: per (policy, key) the worker keeps a Reserve of units Redis has already counted; a
 //   request takes one locally, without I/O. An empty or expired reserve asks Redis for a batch
@@ -28,6 +29,7 @@
 
 #include "config/config.hpp"
 #include "policy/remote_take.hpp"
+#include "redis/exact_calls.hpp"
 #include "redis/rate_scripts.hpp"
 #include "redis/redis_client.hpp"
 
@@ -36,7 +38,7 @@ namespace lg::redis {
 class RemoteLimiter final : public policy::RemoteLimits, public ReplyHandler {
  public:
   // On the worker's client (which must outlive this).
-  RemoteLimiter(RedisClient& client, const RedisConfig& cfg, unsigned workers);
+  RemoteLimiter(Reactor& r, RedisClient& client, const RedisConfig& cfg, unsigned workers);
   ~RemoteLimiter() override;
   void tick();  // the worker's tick: drops expired reserves now and then
 
@@ -65,15 +67,17 @@ class RemoteLimiter final : public policy::RemoteLimits, public ReplyHandler {
   void ask_batch(KeyReserve& k, std::int64_t now);
   void serve_from(KeyReserve& k, policy::RemoteTake& t);
   void fail_waiters(KeyReserve& k);
-  bool parse(const redisReply* reply, std::span<const RemoteLimit> limits, bool token_bucket, ScriptReply& out);
 
   RedisClient& client_;
   bool fail_open_;
   unsigned workers_;
   std::size_t sw_script_, tb_script_;
+  ExactCalls exact_;
   std::unordered_map<std::string, std::unique_ptr<KeyReserve>> reserves_;
-  std::vector<std::string> keys_, args_;
+  // Scratch reused by every call and reply.
+  std::string call_;
   std::vector<long long> ints_;
+  ScriptReply reply_;
   std::int64_t next_sweep_ = 0;
 };
 

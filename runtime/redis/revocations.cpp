@@ -4,8 +4,9 @@
 #include <sys/time.h>
 
 #include <algorithm>
-#include <array>
 #include <memory>
+
+#include "redis/resp_writer.hpp"
 
 namespace lg::redis {
 
@@ -14,8 +15,12 @@ void RevocationLookups::check(policy::RevocationCheck& c) {
   c.status = S::failed;
   c.redis_id = 0;
   if (client_.health() != RedisClient::Health::up) return;
-  const std::array<std::string_view, 2> argv{"PTTL", c.key};
-  c.redis_id = client_.command(argv, this, reinterpret_cast<std::uint64_t>(&c));
+  cmd_.clear();
+  RespWriter w(cmd_);
+  w.array(2);
+  w.arg("PTTL");
+  w.arg(c.key);
+  c.redis_id = client_.command(cmd_, this, reinterpret_cast<std::uint64_t>(&c));
   if (c.redis_id) c.status = S::waiting;
 }
 

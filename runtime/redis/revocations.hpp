@@ -27,6 +27,7 @@ class RevocationLookups final : public policy::RemoteRevocations, public ReplyHa
  private:
   RedisClient& client_;
   bool fail_open_;
+  std::string cmd_;  // reused for every lookup
 };
 
 // SET <key> 1 EX <ttl_s>, waiting at most `timeout_ms` for the connect and for the answer.

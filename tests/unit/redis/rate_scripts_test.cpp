@@ -4,22 +4,50 @@
 
 #include "config/config_loader.hpp"
 #include "redis/rate_scripts.hpp"
+#include "redis/resp_writer.hpp"
 
 using namespace lg;
 using namespace lg::redis;
 
-TEST_CASE("build_call: aligned sliding-window keys, prefixed, and the arguments", "[redis]") {
-  std::vector<std::string> keys, args;
+namespace {
+// The bulk strings of RESP-encoded arguments, in order (what encode_call wrote).
+std::vector<std::string> bulks(std::string_view resp) {
+  std::vector<std::string> out;
+  while (!resp.empty()) {
+    REQUIRE(resp.front() == '$');
+    const std::size_t eol = resp.find("\r\n");
+    const std::size_t len = std::stoul(std::string(resp.substr(1, eol - 1)));
+    out.emplace_back(resp.substr(eol + 2, len));
+    REQUIRE(resp.substr(eol + 2 + len, 2) == "\r\n");
+    resp.remove_prefix(eol + 4 + len);
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("encode_call: numkeys, aligned sliding-window keys, prefixed, and the arguments", "[redis]") {
+  std::string out;
   const RemoteLimit limits[] = {{100, 60'000, 0}, {1000, 3'600'000, 0}};
-  build_call(false, "r#0|acme", limits, 1'700'000'123'456, 1, keys, args);
-  REQUIRE(keys.size() == 4);
-  CHECK(keys[0] == "lunagate:rl:sw:r#0|acme:60000:1700000100000");
-  CHECK(keys[1] == "lunagate:rl:sw:r#0|acme:60000:1700000040000");
-  CHECK(keys[2] == "lunagate:rl:sw:r#0|acme:3600000:1699999200000");
-  CHECK(args == std::vector<std::string>{"1700000123456", "1", "100", "60000", "1000", "3600000"});
-  build_call(true, "r#1|*", std::span(limits, 1), 5, 12, keys, args);
-  CHECK(keys == std::vector<std::string>{"lunagate:rl:tb:r#1|*:60000"});
-  CHECK(args == std::vector<std::string>{"5", "12", "100", "60000", "0"});
+  CHECK(encode_call(out, false, "r#0|acme", limits, 1'700'000'123'456, 1) == 11);
+  CHECK(bulks(out) == std::vector<std::string>{"4", "lunagate:rl:sw:r#0|acme:60000:1700000100000",
+                                               "lunagate:rl:sw:r#0|acme:60000:1700000040000",
+                                               "lunagate:rl:sw:r#0|acme:3600000:1699999200000",
+                                               "lunagate:rl:sw:r#0|acme:3600000:1699995600000",
+                                               "1700000123456", "1", "100", "60000", "1000", "3600000"});
+  out.clear();
+  CHECK(encode_call(out, true, "r#1|*", std::span(limits, 1), 5, 12) == 7);
+  CHECK(bulks(out) == std::vector<std::string>{"1", "lunagate:rl:tb:r#1|*:60000", "5", "12", "100", "60000", "0"});
+}
+
+TEST_CASE("RespWriter: arrays, bulk strings, integers and joined parts", "[redis]") {
+  std::string out;
+  RespWriter w(out);
+  w.array(4);
+  w.arg("PTTL");
+  w.arg(std::int64_t{-42});
+  w.arg_parts({"a:", "b", ":", Decimal(7).view()});
+  w.arg("");
+  CHECK(out == "*4\r\n$4\r\nPTTL\r\n$3\r\n-42\r\n$5\r\na:b:7\r\n$0\r\n\r\n");
 }
 
 TEST_CASE("reserve_expiry: end of the earliest window, or one period for buckets", "[redis]") {
@@ -33,8 +61,8 @@ TEST_CASE("parse_reply: grants, refusals and malformed replies", "[redis]") {
   const RemoteLimit limits[] = {{100, 60'000, 0}, {10, 1'000, 0}};
   SECTION("allowed") {
     const long long v[] = {1, 0, 99, 600, 0, 9, 100, 0};
-    const ScriptReply r = parse_reply(v, limits, false);
-    REQUIRE(r.ok);
+    ScriptReply r;
+    REQUIRE(parse_reply(v, limits, false, r));
     CHECK(r.grant == 1);
     CHECK(r.refusing == -1);
     REQUIRE(r.results.size() == 2);
@@ -46,8 +74,8 @@ TEST_CASE("parse_reply: grants, refusals and malformed replies", "[redis]") {
   }
   SECTION("refused by the second limit") {
     const long long v[] = {0, 2, 50, 600, 0, 0, 900, 350};
-    const ScriptReply r = parse_reply(v, limits, false);
-    REQUIRE(r.ok);
+    ScriptReply r;
+    REQUIRE(parse_reply(v, limits, false, r));
     CHECK(r.grant == 0);
     CHECK(r.refusing == 1);
     CHECK_FALSE(r.results[1].allowed);
@@ -55,27 +83,46 @@ TEST_CASE("parse_reply: grants, refusals and malformed replies", "[redis]") {
   }
   SECTION("a partial batch grant") {
     const long long v[] = {7, 0, 0, 600, 0, 3, 100, 0};
-    const ScriptReply r = parse_reply(v, limits, false);
-    REQUIRE(r.ok);
+    ScriptReply r;
+    REQUIRE(parse_reply(v, limits, false, r));
     CHECK(r.grant == 7);
   }
   SECTION("token bucket: the limit shown is the burst") {
     const RemoteLimit tb[] = {{10, 1'000, 50}};
     const long long v[] = {1, 0, 49, 100, 0};
-    const ScriptReply r = parse_reply(v, tb, true);
-    REQUIRE(r.ok);
+    ScriptReply r;
+    REQUIRE(parse_reply(v, tb, true, r));
     CHECK(r.results[0].limit == 50);
   }
   SECTION("malformed") {
+    ScriptReply r;
     const long long short_v[] = {1, 0, 99};
-    CHECK_FALSE(parse_reply(short_v, limits, false).ok);
+    CHECK_FALSE(parse_reply(short_v, limits, false, r));
     const long long bad_index[] = {0, 3, 0, 0, 0, 0, 0, 0};
-    CHECK_FALSE(parse_reply(bad_index, limits, false).ok);
+    CHECK_FALSE(parse_reply(bad_index, limits, false, r));
     const long long negative[] = {-1, 0, 0, 0, 0, 0, 0, 0};
-    CHECK_FALSE(parse_reply(negative, limits, false).ok);
+    CHECK_FALSE(parse_reply(negative, limits, false, r));
     const long long refusal_without_limit[] = {0, 0, 0, 0, 0, 0, 0, 0};
-    CHECK_FALSE(parse_reply(refusal_without_limit, limits, false).ok);
+    CHECK_FALSE(parse_reply(refusal_without_limit, limits, false, r));
   }
+}
+
+TEST_CASE("share_of_reply: requests sharing one call, in arrival order", "[redis]") {
+  const RemoteLimit limits[] = {{10, 1'000, 0}, {100, 60'000, 0}};
+  // 4 asked, 3 granted: 2 and 40 left after the grant; one unit free again in 100 / 600 ms
+  const long long v[] = {3, 0, 2, 100, 0, 40, 600, 0};
+  ScriptReply sr;
+  REQUIRE(parse_reply(v, limits, false, sr));
+  std::vector<RateResult> out;
+  CHECK(share_of_reply(sr, 0, out));
+  CHECK(out[0].remaining == 4);  // as if it had been alone: the two after it not yet taken
+  CHECK(out[1].remaining == 42);
+  CHECK(share_of_reply(sr, 2, out));
+  CHECK(out[0].remaining == 2);
+  CHECK_FALSE(share_of_reply(sr, 3, out));
+  CHECK_FALSE(out[0].allowed);
+  CHECK(out[0].retry_after_ms == 100);
+  CHECK(out[1].retry_after_ms == 600);
 }
 
 TEST_CASE("Reserve: serves what was granted until its window ends", "[redis]") {
