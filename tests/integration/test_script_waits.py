@@ -150,6 +150,11 @@ return {
       string.gsub("a", "a", function() gw.sleep(0.01) end)
     elseif k == "head" then
       gw.service.request.set_method("HEAD")
+    elseif k == "optsrec" then
+      -- each read of an option runs __index, which calls gw.http.request again: C -> Lua -> C ...
+      local opts
+      opts = setmetatable({}, { __index = function() return gw.http.request("app", opts) end })
+      gw.http.request("app", opts)
     end
   end,
 }
@@ -353,7 +358,7 @@ class ScriptWaits(unittest.TestCase):
         self.assertEqual((e["method"], e["body"]), ("PUT", "replaced!"))
 
     def test_bad_waits_are_500_and_the_worker_lives(self):
-        for k in ("co", "unknown", "badopt", "gsub", "head"):
+        for k in ("co", "unknown", "badopt", "gsub", "head", "optsrec"):
             st, _, body = self.get("badwait.test", f"/echo?k={k}")
             self.assertEqual(st, 500, k)
             self.assertIn(b"script error", body)
@@ -363,6 +368,7 @@ class ScriptWaits(unittest.TestCase):
         err = self.gw.stderr_text()
         self.assertIn("cannot wait here", err)
         self.assertIn("unknown upstream 'nope'", err)
+        self.assertIn("C stack overflow", err)  # optsrec: stopped at the C-stack floor, no crash
         self.assertEqual(self.get("plain.test", "/")[0], 200)
 
     def test_waiting_is_not_charged_to_the_cpu_budget(self):
