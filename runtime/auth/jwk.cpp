@@ -120,8 +120,14 @@ bool b64_member(json::Value jwk, std::string_view name, std::string& out, std::s
 std::string key_from_jwk(json::Value jwk, const JwksOptions& opt, JwtKey& key) {
   if (!jwk.is_object()) return "not a JSON object";
   const std::string_view kty = jwk.find("kty").str();
-  key.kid = std::string(jwk.find("kid").str());
-  if (key.kid.empty()) return "no \"kid\" (every key must be bound by kid)";
+  const std::string_view kid = jwk.find("kid").str();
+  if (kid.empty()) return "no \"kid\" (every key must be bound by kid)";
+  // A kid is logged and compared on every request: bounded, and no control characters (a
+  // fetched set's kid must not be able to forge log lines).
+  if (kid.size() > 256) return "\"kid\" longer than 256 bytes";
+  for (const char c : kid)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return "\"kid\" with control characters";
+  key.kid = std::string(kid);
   bool have_alg = false;
   if (const json::Value a = jwk.find("alg")) {
     if (!parse_alg(a.str(), key.alg)) return "unsupported \"alg\"";
@@ -145,6 +151,9 @@ std::string key_from_jwk(json::Value jwk, const JwksOptions& opt, JwtKey& key) {
 
   std::string why, a, b;
   if (kty == "oct") {
+    if (!opt.allow_symmetric)
+      return "a symmetric (\"oct\") key in a fetched set: anyone who can read the set could sign tokens "
+             "(jwks_allow_symmetric: true accepts it)";
     if (!b64_member(jwk, "k", a, why)) return why;
     why = make_hmac_key(key.alg, a, key.hmac);
     OPENSSL_cleanse(a.data(), a.size());
@@ -211,7 +220,9 @@ JwtLoadResult JwtKeySet::load_jwks(std::string_view text, const JwksOptions& opt
   std::size_t index = 0;
   for (json::Value jwk = keys.first(); jwk; jwk = jwk.next(), ++index) {
     JwtKey key{};
-    std::string why = key_from_jwk(jwk, options, key);
+    std::string why = options.max_keys && index >= options.max_keys
+                          ? "more than " + std::to_string(options.max_keys) + " keys in the set"
+                          : key_from_jwk(jwk, options, key);
     if (why.empty()) why = check_kid(*impl_, key.kid);
     for (const JwtKey& k : staged)
       if (why.empty() && k.kid == key.kid) why = "duplicate kid \"" + key.kid + "\"";

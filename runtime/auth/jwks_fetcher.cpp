@@ -15,6 +15,9 @@ namespace {
 
 constexpr std::int64_t kFirstRetryMs = 1'000;
 constexpr std::int64_t kIdleWaitMs = 60'000;  // nothing due: look again anyway (bounded wait)
+// Keys past this many are skipped: each public key is checked when loaded (an 8192-bit RSA key
+// costs ~50 ms of the fetcher's CPU), and a kid is looked up linearly.
+constexpr std::size_t kMaxKeys = 100;
 
 std::int64_t backoff_ms(unsigned failures, std::int64_t cap) {
   const unsigned shift = std::min(failures > 0 ? failures - 1 : 0, 20u);
@@ -67,13 +70,14 @@ std::shared_ptr<JwksSource> JwksFetcher::source(const JwksSettings& s, unsigned 
           return src;
         }
   }
-  // A new URL: one bounded fetch now (the compiling thread is the control plane), so the first
-  // requests have keys. Nobody else knows the entry yet.
+  // A new URL. At startup start() fetches it (bounded) before workers serve. On a reload the
+  // fetcher thread fetches it at once (the entry is due now): the main thread, which also serves
+  // the admin listener and signals, never waits on a network peer; until the fetch ends, a token
+  // for this URL parks as for a rotation (bounded by jwks_timeout).
   auto src = std::make_shared<JwksSource>(workers, s, bell_);
   auto e = std::make_unique<Entry>();
   e->settings = s;
   e->source = src;
-  if (started_) fetch(*e, s, *src);
   std::lock_guard<std::mutex> lock(mu_);
   entries_.push_back(std::move(e));
   bell_->ring();  // the thread recomputes its next wake-up
@@ -89,6 +93,8 @@ void JwksFetcher::fetch(Entry& e, const JwksSettings& s, JwksSource& src) {
   if (why.empty() && (res.body != e.last_body || !src.has_keys())) {
     JwksOptions opt;
     opt.skip_unusable = true;  // an identity provider may also publish encryption keys
+    opt.allow_symmetric = s.allow_symmetric;
+    opt.max_keys = kMaxKeys;
     auto keys = std::make_shared<JwtKeySet>();
     const JwtLoadResult r = keys->load_jwks(res.body, opt);
     if (!r.ok()) why = "not a usable JWK Set: " + r.error;

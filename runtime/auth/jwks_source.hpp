@@ -47,6 +47,7 @@ struct JwksSettings {
   std::int64_t refresh_ms = 300'000;
   std::int64_t timeout_ms = 5'000;
   std::int64_t min_refresh_ms = 10'000;
+  bool allow_symmetric = false;  // accept "oct" (HMAC) keys from the URL
 };
 
 class JwksSource {

@@ -43,6 +43,10 @@ struct JwksOptions {
   // Skip keys that cannot be used (unknown kty or curve, "use": "enc", no binding) instead of
   // failing the whole set: for sets fetched from an identity provider, not for config files.
   bool skip_unusable = false;
+  // Symmetric ("oct") keys. A set fetched from a URL is usually readable by anyone, and whoever
+  // reads an HMAC key can sign tokens with it: fetched sets accept them only when configured to.
+  bool allow_symmetric = true;
+  std::size_t max_keys = 0;  // keys past this many are skipped (0: no limit)
 };
 
 // An immutable-once-built set of verification keys, each bound to a kid and one alg. Owns its

@@ -50,6 +50,7 @@ struct JwtConfig {
   Millis jwks_refresh{300'000};             // periodic refresh
   Millis jwks_timeout{5'000};               // one fetch, and a request waiting for one
   Millis jwks_min_refresh_interval{10'000}; // between refreshes asked by unknown kids
+  bool jwks_allow_symmetric = false;        // accept "oct" (HMAC) keys from jwks_url
   std::string header = "Authorization";  // "Authorization" takes "Bearer <token>"
   std::string query;                     // also from this query parameter
   std::map<std::string, std::string> claims_to_headers;  // claim -> upstream header

@@ -102,6 +102,7 @@ void read_jwks_url(Problems& p, MapReader& m, const std::string& config_path, Jw
   if (auto f = m.get("jwks_timeout"); f && only_with_url(*f)) read_bounded_duration(p, *f, 1, 60'000, c.jwks_timeout);
   if (auto f = m.get("jwks_min_refresh_interval"); f && only_with_url(*f))
     read_bounded_duration(p, *f, 1'000, 86'400'000, c.jwks_min_refresh_interval);
+  if (auto f = m.get("jwks_allow_symmetric"); f && only_with_url(*f)) read_bool(p, *f, c.jwks_allow_symmetric);
 }
 
 void read_jwt(Problems& p, const Value& v, const std::string& config_path, JwtConfig& c) {

@@ -70,10 +70,11 @@ std::shared_ptr<auth::JwksSource> make_jwks_source(const JwtConfig& c, unsigned 
     return nullptr;
   }
   // Different trust stores never share fetched keys.
-  s.key = c.jwks_url + "\n" + c.jwks_ca_file;
+  s.key = c.jwks_url + "\n" + c.jwks_ca_file + (c.jwks_allow_symmetric ? "\nsymmetric" : "");
   s.refresh_ms = c.jwks_refresh.count();
   s.timeout_ms = c.jwks_timeout.count();
   s.min_refresh_ms = c.jwks_min_refresh_interval.count();
+  s.allow_symmetric = c.jwks_allow_symmetric;
   if (provider) return provider->source(s, workers);
   return std::make_shared<auth::JwksSource>(workers, s, nullptr);
 }

@@ -101,6 +101,9 @@ void ClientConnection::on_policy_wake() {
   if (phase_ != Phase::policing || !x_) return;
   policy::PolicyRequest& r = x_->policy;
   r.waiting = false;
+  // A wait may last seconds (a JWKS refresh): a token that expired meanwhile must not pass.
+  r.now_ms = monotonic_ms();
+  r.now_unix = static_cast<std::int64_t>(std::time(nullptr));
   const policy::RoutePolicies& rp = pin_->snap->policies->routes[route_index_];
   phase_ = Phase::reading_head;  // where run_policies left it when it did not wait
   set_deadline(w_.limits().client_header_timeout.count());

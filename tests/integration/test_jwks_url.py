@@ -127,7 +127,9 @@ class JwksServer:
         self.stop()
 
 
-def config(jwks_port, extra="", static=False, scheme="https"):
+def config(jwks_port, extra="", static=False, scheme="https", symmetric=True):
+    # The test's keys are HMAC ("oct") keys: accepted from a URL only when configured to.
+    sym = ", jwks_allow_symmetric: true" if symmetric else ""
     keys = f"keys: [ {{ kid: static-1, alg: HS256, secret: \"{SECRETS['static-1']}\" }} ], " if static else ""
     return lgtest.CONFIG_HEAD.replace("workers: 1", "workers: 2") + f"""\
 upstreams:
@@ -138,7 +140,7 @@ routes:
     upstream: app
     policies:
       - jwt: {{ issuer: "https://idp.test", {keys}jwks_url: "{scheme}://127.0.0.1:{jwks_port}/jwks.json",
-                jwks_ca_file: certs/ca.pem{extra} }}
+                jwks_ca_file: certs/ca.pem{sym}{extra} }}
 """
 
 
@@ -212,6 +214,13 @@ class JwksUrl(unittest.TestCase):
             self.assertEqual(st, 401, body)
             self.assertIn("invalid_token", h.get("www-authenticate", ""))
             self.assertEqual(idp.count(), 3)
+
+    def test_symmetric_keys_from_a_url_are_refused_by_default(self):
+        with JwksServer(jwks("k1")) as idp:
+            gw = self.gateway(config(idp.port, symmetric=False))
+            self.assertEqual(call(gw, "k1")[0], 401)
+            wait_until(lambda: "symmetric" in gw.stderr_text(), 5, what="the skipped key logged")
+            self.assertGreaterEqual(fetches(gw, "error"), 1, "a set with no usable key is a failed fetch")
 
     def test_unknown_kid_flood_is_bounded(self):
         with JwksServer(jwks("k1")) as idp:

@@ -170,6 +170,29 @@ TEST_CASE("jwk: JWK Sets bind every key to a kid and an alg", "[jwt][jwk]") {
     CHECK(r.skipped[0].find("enc-key") != std::string::npos);
     CHECK(keys.kids() == std::vector<std::string>{"good"});
   }
+  SECTION("fetched sets: symmetric keys only when allowed, bounded kids, at most max_keys keys") {
+    const std::string oct = std::string(R"({"kty":"oct","kid":"h","alg":"HS256","k":")") + b64(std::string(32, 'k')) + "\"}";
+    JwksOptions o;
+    o.skip_unusable = true;
+    o.allow_symmetric = false;
+    o.max_keys = 5;  // entries examined, usable or not
+    const auto r = keys.load_jwks(set(oct + "," + rsa_jwk(rsa.get(), "ok-1") + "," +
+                                      rsa_jwk(rsa.get(), std::string(257, 'k')) + "," +
+                                      rsa_jwk(rsa.get(), "bad\\nkid") + "," + rsa_jwk(rsa.get(), "ok-2") + "," +
+                                      rsa_jwk(rsa.get(), "third")),
+                                  o);
+    REQUIRE(r.ok());
+    CHECK(keys.kids() == std::vector<std::string>{"ok-1", "ok-2"});
+    REQUIRE(r.skipped.size() == 4);
+    CHECK(r.skipped[0].find("symmetric") != std::string::npos);
+    CHECK(r.skipped[1].find("longer than 256 bytes") != std::string::npos);
+    CHECK(r.skipped[2].find("control characters") != std::string::npos);
+    CHECK(r.skipped[2].find('\n') == std::string::npos);  // the refused kid is not echoed raw
+    CHECK(r.skipped[3].find("more than 5 keys") != std::string::npos);
+    JwtKeySet sym;
+    o.allow_symmetric = true;
+    CHECK(sym.load_jwks(set(oct), o).added == 1);
+  }
 }
 
 TEST_CASE("jwk: a moved-from set is empty and still usable", "[jwt][jwk]") {
