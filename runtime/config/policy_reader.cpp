@@ -272,6 +272,16 @@ void read_rate_limit(Problems& p, const Value& v, RateLimitConfig& c) {
     read_uint(p, *b, 1, c.batch, 1000000);
     if (c.mode != RateLimitConfig::Mode::batch) p.add(b->line, b->path, "batch needs mode: batch");
   }
+  // A batch is reserved from every limit of a list at once and expires with the shortest
+  // window: what it did not use would stay counted against the longer windows (a daily limit
+  // used up by reserves of a per-second one). Batch mode therefore takes one limit per list.
+  if (c.mode == RateLimitConfig::Mode::batch) {
+    bool several = c.limits.size() > 1;
+    for (const auto& [id, list] : c.consumer_limits) several = several || list.size() > 1;
+    if (several)
+      p.add(v.line, v.path, "mode: batch takes one limit per list (reserves from several windows would stay "
+                            "counted against the longer ones); use mode: exact for several limits");
+  }
   m.finish();
 }
 

@@ -21,6 +21,7 @@ std::unique_ptr<CompiledPolicies> compile_policies(const Config& cfg, auth::Jwks
   };
   for (std::size_t r = 0; r < cfg.routes.size(); ++r) {
     auto& chain = out->routes[r].chain;
+    unsigned rate_limits = 0;  // a rate limit's id: its route and its rank among the route's rate limits
     for (const PolicyConfig& pc : cfg.routes[r].policies) {
       std::visit(
           [&](const auto& spec) {
@@ -47,7 +48,9 @@ std::unique_ptr<CompiledPolicies> compile_policies(const Config& cfg, auth::Jwks
               chain.push_back(std::make_unique<Cors>(spec));
             } else if constexpr (std::is_same_v<T, RateLimitConfig>) {
               std::string err;
-              auto p = RateLimit::make(spec, cfg.routes[r].name + "#" + std::to_string(chain.size()), err);
+              // The id names its counters (in Redis too): stable when other policies are added or
+              // moved around it, so a reload or a rolling change keeps counting the same window.
+              auto p = RateLimit::make(spec, cfg.routes[r].name + "#rl" + std::to_string(rate_limits++), err);
               if (!p) fail(pc, err);
               else chain.push_back(std::move(p));
             }

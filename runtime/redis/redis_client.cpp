@@ -54,6 +54,8 @@ void RedisClient::start() { connect(); }
 
 void RedisClient::connect() {
   health_ = Health::connecting;
+  connect_started_ = monotonic_ms();
+  reactor_.tick_by(connect_started_ + connect_limit_ms());
   redisAsyncContext* ac = redisAsyncConnect(opt_.host.c_str(), opt_.port);
   if (!ac) {
     lost("out of memory");
@@ -282,6 +284,14 @@ void RedisClient::tick(std::int64_t now) {
       inflight_.front()->deadline + std::max<std::int64_t>(1000, 10 * opt_.timeout_ms) < now) {
     redisAsyncContext* ac = ac_;
     redisAsyncFree(ac);  // callbacks with NULL, then ev_cleanup -> reconnect after the backoff
+    return;
+  }
+  // hiredis's asynchronous connect has no timeout: a SYN that is dropped (a partition, an
+  // address that moved) would leave the client "connecting" until the kernel gives up (~2 min),
+  // failing every take meanwhile. Give up after the limit and retry with the backoff.
+  if (ac_ && health_ == Health::connecting && now - connect_started_ >= connect_limit_ms()) {
+    redisAsyncContext* ac = ac_;
+    redisAsyncFree(ac);  // ev_cleanup -> lost() -> reconnect after the backoff
     return;
   }
   if (!ac_ && health_ == Health::down && now >= reconnect_at_) connect();

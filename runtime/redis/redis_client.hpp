@@ -82,6 +82,7 @@ class RedisClient final : public IoHandler {
   void on_io(std::uint32_t events) override;
 
  private:
+  std::int64_t connect_limit_ms() const { return std::max<std::int64_t>(1000, 10 * opt_.timeout_ms); }
   // A command in flight. Pooled: `cmd` keeps its capacity from one command to the next.
   struct Pending {
     std::uint64_t id = 0;
@@ -127,6 +128,7 @@ class RedisClient final : public IoHandler {
   bool in_flush_ = false;
   std::int64_t backoff_ms_ = 0;
   std::int64_t reconnect_at_ = 0;
+  std::int64_t connect_started_ = 0;  // when the pending connect began (it has no timeout of its own)
   std::uint64_t next_id_ = 1;
   std::uint64_t timeouts_ = 0, connects_ = 0;
   std::deque<Pending*> inflight_;  // in send order (ids ascending)

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -193,6 +194,18 @@ class WithoutRedis(unittest.TestCase):
             for _ in range(4):
                 self.assertEqual(get(gw.port, t1)[0], 401)
                 self.assertEqual(get(gw.port, t2)[0], 200)
+
+    def test_revoke_takes_a_percent_encoded_jti(self):
+        with Backend("app") as app, Gateway(config(), values={"APP_PORT": app.port}) as gw:
+            jti = "a b/ü+" + uuid.uuid4().hex[:6]  # a jti is any string (RFC 7519)
+            tok = token(claims(jti=jti))
+            self.assertEqual(get(gw.port, tok)[0], 200)
+            self.assertEqual(revoke(gw.admin_port, urllib.parse.quote(jti, safe="")), (200, {"revoked": True}))
+            self.assertEqual(get(gw.port, tok)[0], 401)
+            for bad in ("%zz", "abc%2", "x%0Ay", ""):
+                st, body = revoke(gw.admin_port, bad)
+                self.assertEqual(st, 400, bad)
+                self.assertIn("jti", body["error"])
 
     def test_revocation_redis_needs_a_redis_section(self):
         text = config().replace("keys:", "revocation: redis, keys:")

@@ -218,4 +218,17 @@ TEST_CASE("config: store: redis without a redis section, and bad values, are err
   } catch (const ConfigError& e) {
     FAIL(e.what());
   }
+  // Batch reserves from several windows would stay counted against the longer ones: refused.
+  for (const char* limits : {"limits: [ { limit: 5, per: 1s }, { limit: 1000, per: 1h } ]",
+                             "limit: 5, per: 1s, consumers: { c: [ { limit: 1, per: 1s }, { limit: 9, per: 1m } ] }"}) {
+    INFO(limits);
+    try {
+      load_config_text(std::string(kHead) + routes.substr(0, routes.find("rate-limit:")) + "rate-limit: { " + limits +
+                           ", store: redis, mode: batch }\n" + "redis: { address: \"127.0.0.1:6390\" }\n",
+                       "gw.yaml");
+      FAIL("accepted");
+    } catch (const ConfigError& e) {
+      CHECK_THAT(e.what(), Catch::Contains("gw.yaml:8: routes[0].policies[0].rate-limit: mode: batch takes one limit per list"));
+    }
+  }
 }
