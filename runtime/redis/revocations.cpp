@@ -61,14 +61,20 @@ std::string write_revocation(const RedisConfig& cfg, std::string_view key, std::
   if (!c) return "out of memory";
   if (c->err) return std::string("connect: ") + c->errstr;
   if (redisSetTimeout(c.get(), tv) != REDIS_OK) return "cannot set the timeout";
+  // Revoking again never shortens a revocation: the entry keeps the longer of its TTL and the
+  // new one (atomically, and on any Redis version, unlike EXPIRE ... GT).
+  static constexpr char kScript[] =
+      "local t = redis.call('TTL', KEYS[1]) "
+      "if t == -1 or t >= tonumber(ARGV[1]) then return 0 end "
+      "redis.call('SET', KEYS[1], '1', 'EX', ARGV[1]) return 1";
   const std::string ttl = std::to_string(ttl_s);
-  const char* argv[] = {"SET", key.data(), "1", "EX", ttl.data()};
-  const std::size_t lens[] = {3, key.size(), 1, 2, ttl.size()};
+  const char* argv[] = {"EVAL", kScript, "1", key.data(), ttl.data()};
+  const std::size_t lens[] = {4, sizeof kScript - 1, 1, key.size(), ttl.size()};
   auto* reply = static_cast<redisReply*>(redisCommandArgv(c.get(), 5, argv, lens));
   if (!reply) return c->err ? std::string(c->errstr) : std::string("no reply");
   const std::unique_ptr<redisReply, void (*)(void*)> owned(reply, freeReplyObject);
   if (reply->type == REDIS_REPLY_ERROR) return std::string(reply->str, reply->len);
-  if (reply->type != REDIS_REPLY_STATUS) return "unexpected reply";
+  if (reply->type != REDIS_REPLY_INTEGER) return "unexpected reply";
   return {};
 }
 

@@ -112,6 +112,13 @@ class SharedRevocation(unittest.TestCase):
         self.assertEqual(revoke(a.admin_port, jti1), (200, {"revoked": True}))
         ttl = int(redis_command(self.redis.port, "TTL", f"lunagate:jwt:revoked:{jti1}")[1:])
         self.assertTrue(290 <= ttl <= 300, ttl)
+        # Revoking again with a shorter TTL keeps the longer one; a longer TTL extends it.
+        self.assertEqual(revoke(b.admin_port, jti1, ttl=5), (200, {"revoked": True}))
+        ttl = int(redis_command(self.redis.port, "TTL", f"lunagate:jwt:revoked:{jti1}")[1:])
+        self.assertTrue(290 <= ttl <= 300, ttl)
+        self.assertEqual(revoke(b.admin_port, jti1, ttl=900), (200, {"revoked": True}))
+        ttl = int(redis_command(self.redis.port, "TTL", f"lunagate:jwt:revoked:{jti1}")[1:])
+        self.assertTrue(890 <= ttl <= 900, ttl)
         for _ in range(6):  # both workers of both instances
             st, h, _ = get(b.port, t1)
             self.assertEqual(st, 401)
