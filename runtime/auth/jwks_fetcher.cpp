@@ -86,7 +86,9 @@ std::shared_ptr<JwksSource> JwksFetcher::source(const JwksSettings& s, unsigned 
 
 void JwksFetcher::fetch(Entry& e, const JwksSettings& s, JwksSource& src) {
   HttpsGetResult res = https_get(s.url, *s.tls, s.timeout_ms, kMaxBody, stop_bell_.fd());
-  if (res.error == "cancelled") return;  // shutting down
+  // Shutting down: the fetch was cut short wherever it was (connect, handshake, read), which is
+  // neither a failure to count nor one to log.
+  if (stopping_.load() || res.error == "cancelled") return;
   const std::int64_t now = monotonic_ms();
   std::string why = res.error;
   if (why.empty() && res.status != 200) why = "HTTP status " + std::to_string(res.status);
@@ -154,6 +156,7 @@ void JwksFetcher::run() {
       }
     }
     for (Due& d : due) {
+      if (stopping_.load()) break;  // the rest would only resolve names to be cancelled
       d.source->fetch_started();
       fetch(*d.entry, d.settings, *d.source);
       d.source->fetch_ended();

@@ -69,7 +69,7 @@ class JwksFetcher final : public JwksProvider {
   std::mutex mu_;
   std::vector<std::unique_ptr<Entry>> entries_;  // listed by the compiling thread, pruned by run()
   std::vector<Reactor*> reactors_;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};  // set under mu_; read without it by a fetch that ended
   bool started_ = false;  // the compiling thread's: source() fetches new sources itself
   std::atomic<std::uint64_t> ok_{0}, errors_{0};
   std::thread thread_;
