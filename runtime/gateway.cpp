@@ -244,6 +244,7 @@ struct Gateway::Impl final : AdminBackend {
       if (scripts_differ(*snapshot, *next)) ++script_reloads_ok;
       snapshot = next;
       for (auto& w : workers) w->publish(snapshot);
+      jwks->commit();
       ++reloads_ok;
       last_reload_error.clear();
       note_scripts(*snapshot);
@@ -251,6 +252,7 @@ struct Gateway::Impl final : AdminBackend {
       start_watch();
       return true;
     } catch (const std::exception& e) {
+      jwks->discard();
       ++reloads_failed;
       last_reload_error = e.what();
       if (note_script_errors(last_reload_error)) ++script_reloads_failed;

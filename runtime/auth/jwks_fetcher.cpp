@@ -65,8 +65,7 @@ std::shared_ptr<JwksSource> JwksFetcher::source(const JwksSettings& s, unsigned 
     for (auto& e : entries_)
       if (e->settings.key == s.key)
         if (auto src = e->source.lock()) {
-          e->settings = s;  // a reload's CA store, refresh period and timeouts
-          src->update(s);
+          e->staged = std::make_unique<JwksSettings>(s);  // a reload's CA store, periods, timeouts
           return src;
         }
   }
@@ -82,6 +81,24 @@ std::shared_ptr<JwksSource> JwksFetcher::source(const JwksSettings& s, unsigned 
   entries_.push_back(std::move(e));
   bell_->ring();  // the thread recomputes its next wake-up
   return src;
+}
+
+void JwksFetcher::commit() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& e : entries_) {
+    if (!e->staged) continue;
+    if (auto src = e->source.lock()) {
+      e->settings = *e->staged;
+      src->update(e->settings);
+    }
+    e->staged.reset();
+  }
+  bell_->ring();  // the refresh period may have changed
+}
+
+void JwksFetcher::discard() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& e : entries_) e->staged.reset();
 }
 
 void JwksFetcher::fetch(Entry& e, const JwksSettings& s, JwksSource& src) {

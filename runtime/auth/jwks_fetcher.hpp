@@ -47,13 +47,20 @@ class JwksFetcher final : public JwksProvider {
   // Ends a fetch in progress at once and joins the thread; before the workers are destroyed.
   void stop();
 
+  // A source for `s`: the existing one for its URL (a reload's new settings for it are staged
+  // until commit()), or a new one.
   std::shared_ptr<JwksSource> source(const JwksSettings& s, unsigned workers) override;
+  // After a reload was published: its settings for existing sources take effect. discard(): the
+  // reload was rejected, the running version's settings stay.
+  void commit();
+  void discard();
   // gateway_jwks_fetches_total in Prometheus text.
   void append_metrics(std::string& out) const;
 
  private:
   struct Entry {
     JwksSettings settings;  // guarded by mu_ (a reload replaces them)
+    std::unique_ptr<JwksSettings> staged;  // a reload's, until commit() or discard() (mu_)
     std::weak_ptr<JwksSource> source;
     // The fetcher thread's own (or the compiling thread's, before the entry is listed).
     std::int64_t next_due_ms = 0;
@@ -70,7 +77,7 @@ class JwksFetcher final : public JwksProvider {
   std::vector<std::unique_ptr<Entry>> entries_;  // listed by the compiling thread, pruned by run()
   std::vector<Reactor*> reactors_;
   std::atomic<bool> stopping_{false};  // set under mu_; read without it by a fetch that ended
-  bool started_ = false;  // the compiling thread's: source() fetches new sources itself
+  bool started_ = false;  // the compiling thread's: start() fetched the first sources
   std::atomic<std::uint64_t> ok_{0}, errors_{0};
   std::thread thread_;
 };
