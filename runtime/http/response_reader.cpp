@@ -20,7 +20,7 @@ ResponseReader::ResponseReader(std::size_t max_body) : max_body_(max_body) {
 }
 
 ParseResult ResponseReader::update(std::string_view buf, bool eof) {
-  for (std::size_t interim = 0; !have_head_; ++interim) {
+  for (; !have_head_; ++interim_) {  // counted across calls: one 1xx head per read still adds up
     const ParseResult r = parse_response_head(buf.substr(start_), kMaxHeadBytes, kMaxHeaders, false, scan_, head_);
     if (r.kind == ParseResult::error) return r;
     if (r.kind == ParseResult::incomplete)
@@ -29,7 +29,7 @@ ParseResult ResponseReader::update(std::string_view buf, bool eof) {
       have_head_ = true;
       break;
     }
-    if (head_.status == 101 || interim == kMaxInterim) return ParseResult::fail(502, "unexpected 1xx response");
+    if (head_.status == 101 || interim_ == kMaxInterim) return ParseResult::fail(502, "unexpected 1xx response");
     start_ += head_.head_bytes;
     scan_.reset();
   }

@@ -35,6 +35,7 @@ class ResponseReader {
   std::size_t max_body_;
   std::size_t start_ = 0;  // where the final (non-1xx) head begins
   std::size_t pos_ = 0;    // the next body byte to consume
+  std::size_t interim_ = 0;  // 1xx heads skipped so far
   HeadScan scan_;
   std::vector<Header> headers_;
   ResponseHead head_;

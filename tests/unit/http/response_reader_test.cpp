@@ -65,6 +65,16 @@ TEST_CASE("response reader: status, interim responses and bodiless answers", "[h
   r = read("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", 64, false);
   CHECK(r.kind == ParseResult::error);
   CHECK(r.reason == std::string("unexpected 1xx response"));
+  // At most 8 interim heads, however they arrive (whole, or one per read).
+  std::string many;
+  for (int i = 0; i < 9; ++i) many += "HTTP/1.1 100 Continue\r\n\r\n";
+  many += "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  for (std::size_t step : {std::size_t{25}, std::size_t{4096}}) {  // 25: one interim head per read
+    INFO("step " << step);
+    r = read(many, step, false);
+    CHECK(r.kind == ParseResult::error);
+    CHECK(r.reason == std::string("unexpected 1xx response"));
+  }
 }
 
 TEST_CASE("response reader: truncation, caps and encodings are errors", "[http][response_reader]") {
