@@ -90,9 +90,16 @@ bool Fetch::connect(const http::HttpsUrl& url, std::string& error) {
     return false;
   }
   error = "no address";
-  for (addrinfo* a = list; a && monotonic_ms() < deadline_; a = a->ai_next) {
+  // Each address gets an equal share of what is left of the deadline: a host whose first address
+  // is unreachable (a blackholed IPv6 path, say) is still reached through the next one.
+  const std::int64_t overall = deadline_;
+  std::size_t left = 0;
+  for (addrinfo* a = list; a; a = a->ai_next) ++left;
+  for (addrinfo* a = list; a && monotonic_ms() < overall; a = a->ai_next, --left) {
     fd_ = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
     if (fd_ < 0) continue;
+    const std::int64_t now = monotonic_ms();
+    deadline_ = now + (overall - now) / static_cast<std::int64_t>(left);
     int rc = ::connect(fd_, a->ai_addr, a->ai_addrlen);
     if (rc < 0 && errno == EINPROGRESS && wait(POLLOUT, error)) {
       int so = 0;
@@ -103,11 +110,13 @@ bool Fetch::connect(const http::HttpsUrl& url, std::string& error) {
     } else if (rc < 0 && errno != EINPROGRESS) {
       error = std::string("connect: ") + std::strerror(errno);
     }
+    deadline_ = overall;
     if (rc == 0) break;
     ::close(fd_);
     fd_ = -1;
     if (error == "cancelled") break;
   }
+  deadline_ = overall;
   ::freeaddrinfo(list);
   if (fd_ < 0) return false;
   error.clear();
