@@ -25,7 +25,7 @@ bool SharedDict::make_room(Shard& s, std::int64_t now_ms) {
 SharedDict::Status SharedDict::get(std::string_view key, std::int64_t now_ms, Value& out) {
   Shard& s = shard_for(key);
   std::lock_guard<std::mutex> lock(s.mu);
-  auto it = s.map.find(std::string(key));
+  auto it = s.map.find(key);
   if (it == s.map.end()) return Status::not_found;
   if (it->second.expires_ms && it->second.expires_ms <= now_ms) {
     s.map.erase(it);
@@ -38,7 +38,7 @@ SharedDict::Status SharedDict::get(std::string_view key, std::int64_t now_ms, Va
 SharedDict::Status SharedDict::set(std::string_view key, const Value& v, std::int64_t ttl_ms, std::int64_t now_ms) {
   Shard& s = shard_for(key);
   std::lock_guard<std::mutex> lock(s.mu);
-  auto it = s.map.find(std::string(key));
+  auto it = s.map.find(key);
   if (it == s.map.end()) {
     if (!make_room(s, now_ms)) return Status::full;
     it = s.map.emplace(std::string(key), Entry{}).first;
@@ -48,11 +48,28 @@ SharedDict::Status SharedDict::set(std::string_view key, const Value& v, std::in
   return Status::ok;
 }
 
+SharedDict::Status SharedDict::set_at_least(std::string_view key, const Value& v, std::int64_t ttl_ms,
+                                            std::int64_t now_ms) {
+  Shard& s = shard_for(key);
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = s.map.find(key);
+  const std::int64_t expires = ttl_ms > 0 ? now_ms + ttl_ms : 0;
+  if (it == s.map.end()) {
+    if (!make_room(s, now_ms)) return Status::full;
+    it = s.map.emplace(std::string(key), Entry{}).first;
+  } else if (it->second.expires_ms == 0 || it->second.expires_ms > now_ms) {  // alive
+    if (it->second.expires_ms == 0 || (expires != 0 && it->second.expires_ms >= expires)) return Status::ok;
+  }
+  it->second.value = v;
+  it->second.expires_ms = expires;
+  return Status::ok;
+}
+
 SharedDict::Status SharedDict::incr(std::string_view key, double delta, double init, std::int64_t ttl_ms,
                                     std::int64_t now_ms, double& out) {
   Shard& s = shard_for(key);
   std::lock_guard<std::mutex> lock(s.mu);
-  auto it = s.map.find(std::string(key));
+  auto it = s.map.find(key);
   if (it != s.map.end() && it->second.expires_ms && it->second.expires_ms <= now_ms) {
     s.map.erase(it);
     it = s.map.end();
@@ -75,7 +92,10 @@ SharedDict::Status SharedDict::incr(std::string_view key, double delta, double i
 bool SharedDict::erase(std::string_view key) {
   Shard& s = shard_for(key);
   std::lock_guard<std::mutex> lock(s.mu);
-  return s.map.erase(std::string(key)) > 0;
+  auto it = s.map.find(key);
+  if (it == s.map.end()) return false;
+  s.map.erase(it);
+  return true;
 }
 
 std::size_t SharedDict::size() {

@@ -3,6 +3,7 @@
 // mutex per shard, held for a single map operation, so workers rarely meet on the same lock.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -26,6 +27,9 @@ class SharedDict {
   // ttl_ms <= 0: no expiry. now_ms: a monotonic clock.
   Status get(std::string_view key, std::int64_t now_ms, Value& out);
   Status set(std::string_view key, const Value& v, std::int64_t ttl_ms, std::int64_t now_ms);
+  // As set(), but an entry that lives longer already (or forever) keeps its expiry: marking
+  // something for at least ttl_ms never shortens an earlier, longer mark (a JWT revocation).
+  Status set_at_least(std::string_view key, const Value& v, std::int64_t ttl_ms, std::int64_t now_ms);
   // Adds `delta` to a number (a missing key starts at `init`); returns the new value in `out`.
   Status incr(std::string_view key, double delta, double init, std::int64_t ttl_ms, std::int64_t now_ms, double& out);
   bool erase(std::string_view key);
@@ -36,9 +40,13 @@ class SharedDict {
     Value value;
     std::int64_t expires_ms = 0;  // 0 = never
   };
+  struct Hash {  // lookups by string_view, without building a std::string (no allocation)
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
   struct Shard {
     std::mutex mu;
-    std::unordered_map<std::string, Entry> map;
+    std::unordered_map<std::string, Entry, Hash, std::equal_to<>> map;
   };
   Shard& shard_for(std::string_view key);
   bool make_room(Shard& s, std::int64_t now_ms);  // caller holds s.mu
