@@ -156,73 +156,10 @@ measure() {  # measure ROUND ROW TRY -> "rps p50_us p99_us errors gw_us_per_req 
     printf "%s %s %s %s %s %.1f %s %s %.1f\n", rps, p50, p99, err, (rps>0)?sprintf("%.2f", 1e6*g/hz/(rps*el)):"NA", 100*g/hz/el,
       (rps>0)?sprintf("%.2f", 1e6*u/hz/(rps*el)):"NA", (rps>0)?sprintf("%.2f", 1e6*sy/hz/(rps*el)):"NA", 100*noise/el }'
 }
-wall() {
-  local r row t line best bestnoise noise waited
-  printf "round\trow\trps\tp50_us\tp99_us\terrors\tgw_us_per_req\tgw_cpu_pct\tgw_user_us\tgw_sys_us\tnoise_pct\ttries\n" > "$OUT/wall.tsv"
-  for r in $(seq 1 "$ROUNDS"); do
-    for row in "${ROWS[@]}"; do
-      best=""; bestnoise=1e9
-      for t in $(seq 1 "$MAX_TRIES"); do
-        waited=$(wait_quiet)
-        [ "$waited" -gt 0 ] && log "round $r $row: waited ${waited}s for the machine to go quiet"
-        line=$(measure "$r" "$row" "$t"); noise=${line##* }
-        if awk -v a="$noise" -v b="$bestnoise" 'BEGIN{exit !(a<b)}'; then best=$line; bestnoise=$noise; fi
-        awk -v a="$noise" -v m="$NOISE_MAX" 'BEGIN{exit !(a<=m)}' && break
-        log "round $r $row: foreign CPU ${noise}% > ${NOISE_MAX}% (try $t/$MAX_TRIES)"
-      done
-      echo "$r $row $best $t" | tr ' ' '\t' >> "$OUT/wall.tsv"
-      log "wall round $r $(echo "$best" | awk -v n="$row" '{printf "%-9s %7.0f req/s  p50 %6sus  p99 %6sus  err %s  gw %s us/req (%s%% CPU; user %s, sys %s)  noise %s%%", n, $1, $2, $3, $4, $5, $6, $7, $8, $9}')"
-    done
-  done
-}
+WALL_EXTRA=(gw_user_us gw_sys_us)  # measure's own two columns (lib.sh wall)
 
 # ------------------------------------------------------------------ (a) callgrind, (b) strace
-callgrind_pass() {
-  local row=$1 port=${ROW_PORT[$1]} pid k ok ir before last
-  log "$row: starting under callgrind"
-  start_row "$row" valgrind --tool=callgrind --dump-instr=no --collect-jumps=no \
-    --callgrind-out-file="$RUN/cg.$row.%p"
-  pid=${PIDS[$row]}
-  ok=$(batch "$OUT/raw/$row.cg.warmup" 2000 "$port")
-  [ "${ok:-0}" -gt 0 ] || die "$row: warm-up under callgrind got no 2xx (see raw/$row.cg.warmup)"
-  for k in $(seq 1 "$BATCHES"); do
-    callgrind_control -z "$pid" >/dev/null 2>&1 || die "callgrind_control -z $pid failed"
-    before=$(ls "$RUN"/cg."$row".* 2>/dev/null | sort)
-    ok=$(batch "$OUT/raw/$row.cg.$k" "$REQS" "$port")
-    [ "${ok:-0}" -eq "$REQS" ] || log "$row batch $k: only ${ok:-0} of $REQS answers were 2xx"
-    callgrind_control --dump="batch$k" "$pid" >/dev/null 2>&1 || die "callgrind_control --dump $pid failed"
-    last=$(comm -13 <(echo "$before") <(ls "$RUN"/cg."$row".* | sort))
-    ir=$(echo "$last" | xargs -r awk '/^totals:/{s+=$2} END{print s+0}')
-    printf "%s\t%s\t%s\t%s\t%s\n" "$row" "$k" "${ok:-0}" "$ir" \
-      "$(awk -v i="$ir" -v r="${ok:-0}" 'BEGIN{ if (r>0 && i>0) printf "%.0f", i/r; else print "NA" }')" >> "$OUT/callgrind.tsv"
-    log "$row batch $k: $(tail -1 "$OUT/callgrind.tsv" | awk -F'\t' '{printf "%s x 2xx, %s Ir/req", $3, $5}')"
-  done
-  stop_proc "$row"
-  # keep the last dump (one file unless threads were separated) for callgrind_annotate
-  cp "$(echo "$last" | sed -n 1p)" "$OUT/raw/$row.callgrind"
-  echo "${ok:-0}" > "$OUT/raw/$row.callgrind.reqs"
-}
-strace_pass() {
-  local row=$1 port=${ROW_PORT[$1]} pid spid ok
-  start_row "$row"
-  pid=${PIDS[$row]}
-  batch "$OUT/raw/$row.st.warmup" 2000 "$port" >/dev/null
-  strace -f -c -q -o "$OUT/raw/$row.strace" -p "$pid" & spid=$!
-  PIDS[strace]=$spid
-  sleep 1
-  ok=$(batch "$OUT/raw/$row.st" "$REQS" "$port")
-  kill -INT "$spid"; wait "$spid" 2>/dev/null || true; unset "PIDS[strace]"
-  stop_proc "$row"
-  awk -v n="$row" -v r="${ok:-0}" '
-    $1 ~ /^[0-9.]+$/ && NF>=5 && $NF!="total" { c[$NF]=$4; tot+=$4 }
-    END { top=""
-          for (k=0; k<5; k++) { best=""; bv=-1; for (s in c) if (c[s]+0>bv) { bv=c[s]+0; best=s }
-            if (best=="") break
-            top=top sprintf("%s%s %.2f", (k?", ":""), best, bv/r); delete c[best] }
-          printf "%s\t%d\t%d\t%s\t%s\n", n, r, tot, (r>0)?sprintf("%.2f", tot/r):"NA", top }' \
-    "$OUT/raw/$row.strace" >> "$OUT/strace.tsv"
-  log "$row strace: $(tail -1 "$OUT/strace.tsv" | cut -f2-)"
-}
+# callgrind_pass, strace_pass: lib.sh
 
 # ------------------------------------------------------------------ run
 log "functional checks"
@@ -242,42 +179,7 @@ for row in "${ROWS[@]}"; do
 done
 
 # ------------------------------------------------------------------ report
-cg_spread() { awk -F'\t' -v n="$1" 'NR>1 && $1==n && $5!="NA"{print $5}' "$OUT/callgrind.tsv" | sort -g | awk '
-  {a[NR]=$1} END{ if (!NR) {print "NA"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f%%", 100*(a[NR]-a[1])/m }'; }
-sc_per() { awk -F'\t' -v n="$1" 'NR>1 && $1==n{print $4}' "$OUT/strace.tsv"; }
-sc_top() { awk -F'\t' -v n="$1" 'NR>1 && $1==n{print $5}' "$OUT/strace.tsv"; }
-# annotate FILE -> "Ir<TAB>function" (self cost over the whole dump), from the function list of
-# callgrind_annotate (not its source annotations); thread entry frames that callgrind charges with
-# the whole program (clone, start_thread, the worker's thread body) and PROGRAM TOTALS are dropped
-annotate() { callgrind_annotate --inclusive=no --auto=no --threshold=100 "$1" 2>/dev/null | awk '
-  done { next }                 # read to the end: an early exit would SIGPIPE callgrind_annotate
-  /^-+$/ { if (inlist) done=1; if (hdr) inlist=1; next }
-  /^Ir +file:function/ { hdr=1; next }
-  inlist && match($0, /^ *[0-9,]+ \( *[0-9.]+%\) +/) {
-    ir=$1; gsub(/,/,"",ir); pct=$0; sub(/^ *[0-9,]+ \( */,"",pct); sub(/%.*/,"",pct)
-    fn=substr($0, RLENGTH+1)
-    if (pct+0 >= 99.5 || fn ~ /PROGRAM TOTALS/) next
-    gsub(/std::basic_string_view<char, std::char_traits<char> >/, "std::string_view", fn)
-    gsub(/std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >/, "std::string", fn)
-    gsub(/\[[^]]*\/run\/lunagate\]/, "[lunagate]", fn); gsub(/\[\/usr\/lib\/x86_64-linux-gnu\//, "[", fn)
-    if (length(fn) > 170) fn=substr(fn, 1, 167) "..."
-    print ir "\t" fn }'; }
-top_self() {  # top_self ROW N -> markdown rows: self Ir/req, share, function
-  local f="$OUT/raw/$1.callgrind" reqs
-  [ -f "$f" ] || return 0
-  reqs=$(cat "$OUT/raw/$1.callgrind.reqs")
-  annotate "$f" | awk -F'\t' -v r="$reqs" -v n="$2" '{t+=$1; ir[NR]=$1; fn[NR]=$2} END{
-    for (i=1; i<=NR && i<=n; i++) { g=fn[i]; gsub(/\|/,"\\|",g); printf "| %.0f | %.1f%% | `%s` |\n", ir[i]/r, 100*ir[i]/t, g } }'
-}
-delta_self() {  # delta_self ROW BASE N -> markdown rows: functions that cost more per request in ROW than in BASE
-  local a="$OUT/raw/$1.callgrind" b="$OUT/raw/$2.callgrind"
-  [ -f "$a" ] && [ -f "$b" ] || return 0
-  join -t $'\t' -a1 -a2 -e 0 -o 0,1.2,2.2 \
-    <(annotate "$a" | awk -F'\t' -v r="$(cat "$OUT/raw/$1.callgrind.reqs")" '{printf "%s\t%.1f\n", $2, $1/r}' | sort -t $'\t' -k1,1) \
-    <(annotate "$b" | awk -F'\t' -v r="$(cat "$OUT/raw/$2.callgrind.reqs")" '{printf "%s\t%.1f\n", $2, $1/r}' | sort -t $'\t' -k1,1) |
-    awk -F'\t' '{d=$2-$3; if (d>0) printf "%.1f\t%s\t%s\t%s\n", d, $2, $3, $1}' | sort -t $'\t' -k1,1 -g -r | awk -v n="$3" 'NR<=n' |
-    awk -F'\t' '{g=$4; gsub(/\|/,"\\|",g); printf "| +%.0f | %.0f | %.0f | `%s` |\n", $1, $2, $3, g}'
-}
+# cg_spread, sc_per, sc_top, annotate, top_self, delta_self: lib.sh
 
 declare -A IR RPS P50 P99 US GWP USR SYS
 for row in plain trivial policy nginx_lua; do IR[$row]=NA; RPS[$row]=NA; P50[$row]=NA; P99[$row]=NA; US[$row]=NA; GWP[$row]=NA; done
