@@ -14,6 +14,11 @@ using namespace yaml_reader;
 
 namespace {
 
+// A file path, resolved against the config file's folder unless absolute.
+void read_path(Problems& p, const Value& v, const std::string& config_path, std::string& out) {
+  if (read_string(p, v, out)) out = config_relative(config_path, out);
+}
+
 void read_strings(Problems& p, const Value& v, std::vector<std::string>& out) {
   std::vector<Value> items;
   if (!read_string_or_list(p, v, items)) return;
@@ -97,7 +102,7 @@ void read_jwks_url(Problems& p, MapReader& m, const std::string& config_path, Jw
     return url;
   };
   if (auto f = m.get("jwks_ca_file"); f && only_with_url(*f))
-    if (read_string(p, *f, c.jwks_ca_file)) c.jwks_ca_file = config_relative(config_path, c.jwks_ca_file);
+    read_path(p, *f, config_path, c.jwks_ca_file);
   if (auto f = m.get("jwks_refresh"); f && only_with_url(*f)) read_bounded_duration(p, *f, 1'000, 86'400'000, c.jwks_refresh);
   if (auto f = m.get("jwks_timeout"); f && only_with_url(*f)) read_bounded_duration(p, *f, 1, 60'000, c.jwks_timeout);
   if (auto f = m.get("jwks_min_refresh_interval"); f && only_with_url(*f))
@@ -111,9 +116,7 @@ void read_jwt(Problems& p, const Value& v, const std::string& config_path, JwtCo
   if (auto a = m.get("audience")) read_strings(p, *a, c.audiences);
   if (auto l = m.get("leeway")) read_duration(p, *l, c.leeway);
   if (auto l = m.get("max_lifetime")) read_duration(p, *l, c.max_lifetime);
-  if (auto f = m.get("jwks_file")) {
-    if (read_string(p, *f, c.jwks_file)) c.jwks_file = config_relative(config_path, c.jwks_file);
-  }
+  if (auto f = m.get("jwks_file")) read_path(p, *f, config_path, c.jwks_file);
   if (auto ks = m.get("keys")) {
     std::vector<Value> items;
     list_items(p, *ks, items);
@@ -125,9 +128,7 @@ void read_jwt(Problems& p, const Value& v, const std::string& config_path, JwtCo
       if (auto x = km.required("alg")) read_string(p, *x, k.alg);
       if (auto x = km.get("secret")) read_string(p, *x, k.secret);
       if (auto x = km.get("pem")) read_string(p, *x, k.pem);
-      if (auto x = km.get("pem_file")) {
-        if (read_string(p, *x, k.pem_file)) k.pem_file = config_relative(config_path, k.pem_file);
-      }
+      if (auto x = km.get("pem_file")) read_path(p, *x, config_path, k.pem_file);
       km.finish();
       const int sources = !k.secret.empty() + !k.pem.empty() + !k.pem_file.empty();
       if (sources != 1) p.add(item.line, item.path, "a key needs exactly one of secret, pem, pem_file");
