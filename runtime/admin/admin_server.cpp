@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "core/json_escape.hpp"
+#include "core/query_string.hpp"
 #include "http/request_parser.hpp"
 #include "http/status.hpp"
 
@@ -46,45 +47,6 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
                           });
   }
 
-  // Percent-decodes `in` strictly: a malformed escape or a control byte (after decoding) is
-  // refused. '+' stays '+': a jti may be base64 text, and clients that encode (curl
-  // --data-urlencode, URL libraries) write a space as %20 and '+' as %2B.
-  static bool percent_decode(std::string_view in, std::string& out) {
-    const auto hex = [](char c) {
-      return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-    };
-    out.clear();
-    for (std::size_t i = 0; i < in.size(); ++i) {
-      char c = in[i];
-      if (c == '%') {
-        if (i + 2 >= in.size()) return false;
-        const int h = hex(in[i + 1]), l = hex(in[i + 2]);
-        if (h < 0 || l < 0) return false;
-        c = static_cast<char>(h * 16 + l);
-        i += 2;
-      }
-      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
-      out.push_back(c);
-    }
-    return true;
-  }
-
-  // A query parameter's raw value.
-  static bool query_value(std::string_view q, std::string_view name, std::string& out) {
-    std::size_t i = 0;
-    while (i <= q.size()) {
-      std::size_t j = q.find('&', i);
-      if (j == std::string_view::npos) j = q.size();
-      const std::string_view pair = q.substr(i, j - i);
-      if (pair.size() > name.size() && pair.substr(0, name.size()) == name && pair[name.size()] == '=') {
-        out.assign(pair.substr(name.size() + 1));
-        return true;
-      }
-      i = j + 1;
-    }
-    return false;
-  }
-
   void on_bytes() {
     http::RequestHead head;
     head.headers = &headers_;
@@ -103,12 +65,14 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       if (head.method != "POST") return reply(405, "application/json", "{\"error\":\"method not allowed\"}\n", "Allow: POST\r\n");
       std::string jti, ttl;
       const std::string_view q = head.has_query ? head.query : std::string_view{};
-      std::string raw;
-      if (!query_value(q, "jti", raw) || !percent_decode(raw, jti) || jti.empty() || jti.size() > 256)
+      std::string_view raw;
+      bool bare = false;
+      if (!find_query_arg(q, "jti", true, raw, bare) || !percent_decode_strict(raw, jti) || jti.empty() || jti.size() > 256)
         return reply(400, "application/json",
                      "{\"error\":\"jti (1..256 bytes, percent-encoded, no control characters) required\"}\n");
       std::int64_t ttl_s = 86400;
-      if (query_value(q, "ttl", ttl)) {
+      if (std::string_view t; find_query_arg(q, "ttl", true, t, bare)) {
+        ttl.assign(t);
         char* end = nullptr;
         ttl_s = std::strtoll(ttl.c_str(), &end, 10);
         if (ttl.empty() || *end || ttl_s <= 0 || ttl_s > 31'536'000)

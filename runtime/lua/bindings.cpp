@@ -13,6 +13,7 @@ extern "C" {
 #include <string>
 
 #include "core/json_escape.hpp"
+#include "core/query_string.hpp"
 #include "http/message.hpp"
 #include "lua/binding_util.hpp"
 #include "lua/lib_bindings.hpp"
@@ -80,47 +81,19 @@ int req_get_headers(lua_State* L) {
   return 1;
 }
 
-int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-void push_decoded(lua_State* L, std::string_view s) {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') luaL_addchar(&b, ' ');
-    else if (s[i] == '%' && i + 2 < s.size() + 0 && i + 2 <= s.size() - 1 + 0 && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-      luaL_addchar(&b, static_cast<char>(hexval(s[i + 1]) * 16 + hexval(s[i + 2])));
-      i += 2;
-    } else {
-      luaL_addchar(&b, s[i]);
-    }
-  }
-  luaL_pushresult(&b);
-}
-
 // The first value of a query argument, percent-decoded; true for a bare "?flag"; nil if absent.
 int req_get_query_arg(lua_State* L) {
-  const std::string_view name = arg_string(L, 1);
-  const std::string_view q = host(L).req_query();
-  std::size_t i = 0;
-  while (i <= q.size()) {
-    std::size_t j = q.find('&', i);
-    if (j == std::string_view::npos) j = q.size();
-    const std::string_view pair = q.substr(i, j - i);
-    const std::size_t eq = pair.find('=');
-    const std::string_view key = pair.substr(0, eq);
-    if (key == name) {
-      if (eq == std::string_view::npos) lua_pushboolean(L, 1);
-      else push_decoded(L, pair.substr(eq + 1));
-      return 1;
-    }
-    i = j + 1;
+  std::string_view raw;
+  bool bare = false;
+  if (!find_query_arg(host(L).req_query(), arg_string(L, 1), false, raw, bare)) {
+    lua_pushnil(L);
+  } else if (bare) {
+    lua_pushboolean(L, 1);
+  } else {
+    thread_local std::string decoded;  // reused: no allocation per call once warm
+    percent_decode(raw, decoded);
+    lua_pushlstring(L, decoded.data(), decoded.size());
   }
-  lua_pushnil(L);
   return 1;
 }
 

@@ -8,6 +8,7 @@
 #include <cctype>
 
 #include "config/policies.hpp"
+#include "core/query_string.hpp"
 #include "policy/policy.hpp"
 
 namespace lg::policy {
@@ -27,17 +28,10 @@ std::string digest_of(std::string_view key) {
   return std::string(reinterpret_cast<const char*>(d), sizeof d);
 }
 
-int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 std::string from_hex(std::string_view hex) {
   std::string out(hex.size() / 2, '\0');
   for (std::size_t i = 0; i < out.size(); ++i)
-    out[i] = static_cast<char>(hexval(hex[2 * i]) * 16 + hexval(hex[2 * i + 1]));
+    out[i] = static_cast<char>(hex_digit(hex[2 * i]) * 16 + hex_digit(hex[2 * i + 1]));
   return out;
 }
 }  // namespace
@@ -98,29 +92,11 @@ std::size_t PolicyRequest::header_count(std::string_view name) const {
 }
 
 bool PolicyRequest::query_arg(std::string_view name, std::string& out) const {
-  std::size_t i = 0;
-  while (i <= query.size()) {
-    std::size_t j = query.find('&', i);
-    if (j == std::string_view::npos) j = query.size();
-    const std::string_view pair = query.substr(i, j - i);
-    const std::size_t eq = pair.find('=');
-    if (pair.substr(0, eq) == name && eq != std::string_view::npos) {
-      out.clear();
-      const std::string_view v = pair.substr(eq + 1);
-      for (std::size_t k = 0; k < v.size(); ++k) {
-        if (v[k] == '+') out.push_back(' ');
-        else if (v[k] == '%' && k + 2 < v.size() && hexval(v[k + 1]) >= 0 && hexval(v[k + 2]) >= 0) {
-          out.push_back(static_cast<char>(hexval(v[k + 1]) * 16 + hexval(v[k + 2])));
-          k += 2;
-        } else {
-          out.push_back(v[k]);
-        }
-      }
-      return true;
-    }
-    i = j + 1;
-  }
-  return false;
+  std::string_view raw;
+  bool bare = false;
+  if (!find_query_arg(query, name, true, raw, bare)) return false;
+  percent_decode(raw, out);
+  return true;
 }
 
 }  // namespace lg::policy
