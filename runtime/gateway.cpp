@@ -124,7 +124,7 @@ struct Gateway::Impl final : AdminBackend {
     SharedDict::Value v;
     v.is_number = true;
     v.number = 1;
-    shared.dict.set_at_least(key, v, ttl_s * 1000, monotonic_ms());  // this process at once, Redis or not
+    shared.dict.set(key, v, ttl_s * 1000, monotonic_ms(), /*at_least=*/true);  // this process at once, Redis or not
     const auto& redis = snapshot->config.redis;  // restart-only: the workers' one
     if (!redis) return {};
     // A blocking call on the main thread: revocations are rare, and the wait is bounded.

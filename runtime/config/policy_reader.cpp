@@ -46,11 +46,7 @@ bool gateway_owned(std::string_view n) {
   for (std::string_view f : {"content-length", "transfer-encoding", "host", "connection", "keep-alive",
                              "proxy-connection", "te", "trailer", "upgrade", "expect", "x-request-id", "traceparent",
                              "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"}) {
-    if (n.size() != f.size()) continue;
-    bool same = true;
-    for (std::size_t i = 0; i < n.size() && same; ++i)
-      same = static_cast<char>(std::tolower(static_cast<unsigned char>(n[i]))) == f[i];
-    if (same) return true;
+    if (http::detail::iequals_lower(n, f)) return true;
   }
   return false;
 }

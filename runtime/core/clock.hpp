@@ -10,4 +10,11 @@ inline std::int64_t monotonic_ms() {
   return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+// Wall-clock milliseconds since the epoch: rate-limit windows line up across processes and
+// instances on it.
+inline std::int64_t wall_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
 }  // namespace lg

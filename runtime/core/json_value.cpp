@@ -1,5 +1,6 @@
 #include "core/json_value.hpp"
 
+#include "core/query_string.hpp"
 #include "core/utf8.hpp"
 
 #include <array>
@@ -21,12 +22,6 @@ std::string_view error_text(Error e) {
 namespace {
 
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 // Names up to 7 bytes are packed with their length: equal fingerprints mean equal names. Longer
 // names get a 64-bit FNV-1a hash with the top bit set (never equal to a packed one).

@@ -1,10 +1,9 @@
 // Process-wide rate limits shared by all worker threads: sliding windows and token buckets by
 // key, several limits per request, and the response headers that describe them.
 //
-// Storage follows TokenBuckets (core/shared_state.hpp): sharded by key hash, one mutex per shard
-// held for one map operation, so workers rarely meet on a lock. Differences: a counter is
-// identified by (key, window), so one key can carry a per-second and a per-day limit; lookups
-// do not allocate (heterogeneous find; a key's string is allocated once, when it is first
+// Storage is sharded by key hash, one mutex per shard held for one map operation, so workers
+// rarely meet on a lock. A counter is identified by (key, window), so one key can carry a
+// per-second and a per-day limit; lookups do not allocate (heterogeneous find; a key's string is allocated once, when it is first
 // seen); memory is bounded (max keys per shard: idle entries are dropped first, then the least
 // recently used eighth); and what a take consumed can be given back (refund).
 //
@@ -68,8 +67,7 @@ class SlidingWindows {
 };
 
 // Token buckets: `limit` tokens per `period_ms`, holding at most `burst` (0: limit). A new
-// bucket starts full. Unlike TokenBuckets (shared_state.hpp, gw.ratelimit.take) a bucket is
-// identified by (key, period) and can be refunded.
+// bucket starts full. A bucket is identified by (key, period) and can be refunded.
 class RateBuckets {
  public:
   explicit RateBuckets(std::size_t max_keys = 200000, unsigned shards = 64);

@@ -35,21 +35,8 @@ SharedDict::Status SharedDict::get(std::string_view key, std::int64_t now_ms, Va
   return Status::ok;
 }
 
-SharedDict::Status SharedDict::set(std::string_view key, const Value& v, std::int64_t ttl_ms, std::int64_t now_ms) {
-  Shard& s = shard_for(key);
-  std::lock_guard<std::mutex> lock(s.mu);
-  auto it = s.map.find(key);
-  if (it == s.map.end()) {
-    if (!make_room(s, now_ms)) return Status::full;
-    it = s.map.emplace(std::string(key), Entry{}).first;
-  }
-  it->second.value = v;
-  it->second.expires_ms = ttl_ms > 0 ? now_ms + ttl_ms : 0;
-  return Status::ok;
-}
-
-SharedDict::Status SharedDict::set_at_least(std::string_view key, const Value& v, std::int64_t ttl_ms,
-                                            std::int64_t now_ms) {
+SharedDict::Status SharedDict::set(std::string_view key, const Value& v, std::int64_t ttl_ms, std::int64_t now_ms,
+                                   bool at_least) {
   Shard& s = shard_for(key);
   std::lock_guard<std::mutex> lock(s.mu);
   auto it = s.map.find(key);
@@ -57,7 +44,7 @@ SharedDict::Status SharedDict::set_at_least(std::string_view key, const Value& v
   if (it == s.map.end()) {
     if (!make_room(s, now_ms)) return Status::full;
     it = s.map.emplace(std::string(key), Entry{}).first;
-  } else if (it->second.expires_ms == 0 || it->second.expires_ms > now_ms) {  // alive
+  } else if (at_least && (it->second.expires_ms == 0 || it->second.expires_ms > now_ms)) {  // alive
     if (it->second.expires_ms == 0 || (expires != 0 && it->second.expires_ms >= expires)) return Status::ok;
   }
   it->second.value = v;

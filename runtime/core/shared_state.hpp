@@ -26,10 +26,9 @@ class SharedDict {
   explicit SharedDict(std::size_t max_entries = 200000, unsigned shards = 64);
   // ttl_ms <= 0: no expiry. now_ms: a monotonic clock.
   Status get(std::string_view key, std::int64_t now_ms, Value& out);
-  Status set(std::string_view key, const Value& v, std::int64_t ttl_ms, std::int64_t now_ms);
-  // As set(), but an entry that lives longer already (or forever) keeps its expiry: marking
-  // something for at least ttl_ms never shortens an earlier, longer mark (a JWT revocation).
-  Status set_at_least(std::string_view key, const Value& v, std::int64_t ttl_ms, std::int64_t now_ms);
+  // With `at_least`, a live entry that expires later (or never) is kept as it is: marking something
+  // for at least ttl_ms never shortens an earlier, longer mark (a JWT revocation).
+  Status set(std::string_view key, const Value& v, std::int64_t ttl_ms, std::int64_t now_ms, bool at_least = false);
   // Adds `delta` to a number (a missing key starts at `init`); returns the new value in `out`.
   Status incr(std::string_view key, double delta, double init, std::int64_t ttl_ms, std::int64_t now_ms, double& out);
   bool erase(std::string_view key);

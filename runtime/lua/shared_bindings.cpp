@@ -7,7 +7,6 @@ extern "C" {
 #include <lua.h>
 }
 
-#include <chrono>
 #include <cmath>
 
 #include "core/clock.hpp"
@@ -141,9 +140,7 @@ int ratelimit_take(lua_State* L) {
   spec.limit = limit;
   spec.window_ms = static_cast<std::int64_t>(per * 1000);
   spec.burst = burst;
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::system_clock::now().time_since_epoch()).count();
-  const RateResult r = s.limits.take(spec, cost, now);
+  const RateResult r = s.limits.take(spec, cost, wall_ms());
   lua_pushboolean(L, r.allowed);
   lua_pushnumber(L, r.remaining);
   lua_pushnumber(L, r.allowed ? 0 : std::ceil(static_cast<double>(r.retry_after_ms)) / 1000);

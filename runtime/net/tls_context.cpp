@@ -13,19 +13,13 @@
 #include <fmt/format.h>
 
 #include "config/config_loader.hpp"
+#include "http/message.hpp"
 
 namespace lg {
 
 namespace {
 
 char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
 
 // TLS 1.2 suites: ECDHE key exchange with an AEAD only (TLS 1.3 suites are all AEAD already).
 constexpr const char* kCiphers12 =
@@ -151,9 +145,9 @@ bool sni_name_matches(std::string_view cert_name, std::string_view host) {
     const std::string_view suffix = cert_name.substr(1);  // ".example.com"
     const std::size_t dot = host.find('.');
     if (dot == 0 || dot == std::string_view::npos) return false;  // the wildcard needs a whole label
-    return iequal(host.substr(dot), suffix);
+    return http::iequals(host.substr(dot), suffix);
   }
-  return iequal(cert_name, host);
+  return http::iequals(cert_name, host);
 }
 
 std::size_t pick_certificate(const std::vector<std::vector<std::string>>& names, std::string_view sni) {

@@ -37,7 +37,6 @@ class TlsContext {
   std::int64_t handshake_timeout_ms() const { return handshake_timeout_ms_; }
   // For the SNI callback.
   ssl_ctx_st* ctx_for(std::string_view sni) const { return ctxs_[pick_certificate(names_, sni)]; }
-  const std::vector<std::vector<std::string>>& names() const { return names_; }
 
  private:
   std::vector<ssl_ctx_st*> ctxs_;                 // one per certificate, owned (SSL_CTX_free)

@@ -1,8 +1,8 @@
 #include "policy/traffic_policies.hpp"
 
 #include <array>
-#include <chrono>
 
+#include "core/clock.hpp"
 #include "core/shared_state.hpp"
 #include "policy/client_ip.hpp"
 
@@ -96,10 +96,7 @@ bool RateLimit::apply(PolicyRequest& r) const {
     specs.push_back(s);
   }
   results.assign(specs.size(), RateResult{});
-  // Wall-clock milliseconds: windows line up across processes (and, later, instances).
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
+  const std::int64_t now = wall_ms();
   const int refused = r.shared->limits.take_all(specs, 1, now, results);
   if (refused < 0) {
     format_rate_limit_headers(results, cfg_.legacy_headers, *r.resp_headers, r.resp_headers->size());

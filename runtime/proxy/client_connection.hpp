@@ -62,7 +62,6 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   void on_tls_ready(Stream& s) override;
   void answer_plain_http_on_tls();
   // TLS facts of this connection (policies, scripts)
-  bool is_tls() const { return client_.is_tls(); }
   std::string_view client_cert_subject() const { return client_.tls_peer_subject(); }
   // upstream connection
   void on_upstream_connected(int err) override;

@@ -4,18 +4,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <chrono>
 
 #include "core/clock.hpp"
 
 namespace lg::redis {
-
-namespace {
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
 
 RemoteLimiter::RemoteLimiter(Reactor& r, RedisClient& client, const RedisConfig& cfg, unsigned workers)
     : client_(client),

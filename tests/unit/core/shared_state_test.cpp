@@ -28,19 +28,19 @@ TEST_CASE("SharedDict: set, get, ttl expiry, delete", "[shared]") {
   CHECK_FALSE(d.erase("n"));
 }
 
-TEST_CASE("SharedDict: set_at_least never shortens a live entry's expiry", "[shared]") {
+TEST_CASE("SharedDict: set with at_least never shortens a live entry's expiry", "[shared]") {
   SharedDict d;
   SharedDict::Value v, out;
   v.is_number = true;
   v.number = 1;
   const std::string key = "lunagate:jwt:revoked:a-long-enough-key-to-be-heap-allocated";
-  REQUIRE(d.set_at_least(key, v, 300'000, 0) == SharedDict::Status::ok);
-  REQUIRE(d.set_at_least(key, v, 5'000, 1'000) == SharedDict::Status::ok);  // shorter: kept at 300 s
+  REQUIRE(d.set(key, v, 300'000, 0, true) == SharedDict::Status::ok);
+  REQUIRE(d.set(key, v, 5'000, 1'000, true) == SharedDict::Status::ok);  // shorter: kept at 300 s
   CHECK(d.get(key, 299'999, out) == SharedDict::Status::ok);
-  REQUIRE(d.set_at_least(key, v, 900'000, 1'000) == SharedDict::Status::ok);  // longer: extended
+  REQUIRE(d.set(key, v, 900'000, 1'000, true) == SharedDict::Status::ok);  // longer: extended
   CHECK(d.get(key, 900'999, out) == SharedDict::Status::ok);
   CHECK(d.get(key, 901'000, out) == SharedDict::Status::not_found);
-  REQUIRE(d.set_at_least(key, v, 5'000, 950'000) == SharedDict::Status::ok);  // expired: set anew
+  REQUIRE(d.set(key, v, 5'000, 950'000, true) == SharedDict::Status::ok);  // expired: set anew
   CHECK(d.get(key, 954'999, out) == SharedDict::Status::ok);
   CHECK(d.get(key, 955'000, out) == SharedDict::Status::not_found);
 }
