@@ -22,17 +22,6 @@ constexpr json::Limits kPayloadLimits{16, 4096};
 
 constexpr std::int64_t kDateLimit = std::int64_t{1} << 62;
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
-}
-
 // A NumericDate (RFC 7519 §2): any JSON number, in whole seconds (floor), clamped to +-2^62 so
 // later arithmetic cannot overflow; a clamped date fails the lifetime check.
 bool numeric_date(json::Value v, std::int64_t& out) {
@@ -158,7 +147,7 @@ bool JwtVerifierAccess::check_header(json::Value h, JwtResult& r, bool& has_kid)
   if (!h.is_object()) return fail(r, JwtError::malformed, "header is not a JSON object");
   const json::Value alg = h.find("alg");
   if (!alg.is_string()) return fail(r, JwtError::alg_unsupported, "header has no alg");
-  if (iequals(alg.str(), "none")) return fail(r, JwtError::alg_none, "unsecured JWT (alg none) refused");
+  if (http::iequals(alg.str(), "none")) return fail(r, JwtError::alg_none, "unsecured JWT (alg none) refused");
   if (!parse_alg(alg.str(), r.alg)) return fail(r, JwtError::alg_unsupported, "unsupported alg");
   for (json::Value m = h.first(); m; m = m.next()) {
     const std::string_view k = m.key();
@@ -172,7 +161,7 @@ bool JwtVerifierAccess::check_header(json::Value h, JwtResult& r, bool& has_kid)
       if (!(m.is_bool() && m.as_bool()))
         return fail(r, JwtError::header_unsupported, "unencoded payload (b64) not supported");
     } else if (k == "cty") {
-      if (iequals(m.str(), "JWT") || iequals(m.str(), "application/jwt") || !m.is_string())
+      if (http::iequals(m.str(), "JWT") || http::iequals(m.str(), "application/jwt") || !m.is_string())
         return fail(r, JwtError::header_unsupported, "nested JWT not supported");
     } else if (k == "enc" || k == "zip") {
       return fail(r, JwtError::header_unsupported, "JWE headers in a JWS");

@@ -17,7 +17,6 @@ extern "C" {
 #include <openssl/rand.h>
 
 #include <array>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -178,9 +177,7 @@ int crypto_equals(lua_State* L) {
 // ---- gw.time ------------------------------------------------------------------------------
 
 int time_now(lua_State* L) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::system_clock::now().time_since_epoch());
-  lua_pushnumber(L, static_cast<lua_Number>(ms.count()) / 1000.0);
+  lua_pushnumber(L, static_cast<lua_Number>(wall_ms()) / 1000.0);
   return 1;
 }
 

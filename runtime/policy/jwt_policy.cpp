@@ -159,8 +159,8 @@ bool JwtAuth::check(PolicyRequest& r, bool may_wait) const {
     return r.answer(401, "invalid token");
   }
   const std::string_view jti = result.claims.jti();
+  thread_local std::string key;  // "lunagate:jwt:revoked:<jti>": the blocklist's and Redis's key
   if (!jti.empty()) {
-    thread_local std::string key;
     key.assign(kRevokedJtiPrefix).append(jti);
     SharedDict::Value ignored;
     if (r.shared->dict.get(key, r.now_ms, ignored) == SharedDict::Status::ok) return refuse_revoked(r);
@@ -192,7 +192,7 @@ bool JwtAuth::check(PolicyRequest& r, bool may_wait) const {
   if (jti.empty() || cfg_.revocation != JwtConfig::Revocation::redis) return true;
   // Last, so that a token refused for another reason costs no round trip.
   const std::int64_t until = result.claims.has_exp() ? result.claims.exp() + policy_.leeway_s : r.now_unix + 86400;
-  return ask_redis(r, jti, until);
+  return ask_redis(r, key, until);
 }
 
 // Revocations made through another instance are in Redis only. How a token's jti is checked
@@ -210,9 +210,9 @@ bool JwtAuth::check(PolicyRequest& r, bool may_wait) const {
 // - Pushing revocations to the instances (pub/sub) would save the round trip but miss those
 //   published while an instance is disconnected, unless it rescans on reconnect; a lookup has
 //   no such gap.
-bool JwtAuth::ask_redis(PolicyRequest& r, std::string_view jti, std::int64_t cache_until_unix) const {
+bool JwtAuth::ask_redis(PolicyRequest& r, std::string_view key, std::int64_t cache_until_unix) const {
   RevocationCheck& c = *r.revocation_check;
-  c.key.assign(kRevokedJtiPrefix).append(jti);
+  c.key.assign(key);
   c.status = RevocationCheck::Status::failed;
   c.ttl_ms = std::max<std::int64_t>(0, cache_until_unix - r.now_unix) * 1000;  // the cache's bound
   c.owner = r.wait_owner;

@@ -28,7 +28,7 @@ class JwtAuth final : public Policy {
   bool verify(std::string_view token, PolicyRequest& r, auth::JwtResult& result) const;
   bool wait_for_keys(PolicyRequest& r, const auth::JwtResult& result) const;
   std::string_view token_of(PolicyRequest& r, std::string& scratch) const;
-  bool ask_redis(PolicyRequest& r, std::string_view jti, std::int64_t cache_until_unix) const;
+  bool ask_redis(PolicyRequest& r, std::string_view key, std::int64_t cache_until_unix) const;
   bool finish_redis(PolicyRequest& r) const;
   JwtConfig cfg_;
   auth::JwtKeySet keys_;

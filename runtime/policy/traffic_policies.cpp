@@ -64,7 +64,6 @@ bool RateLimit::apply(PolicyRequest& r) const {
   thread_local std::vector<RateResult> results;
   // The counter's key: this policy, then who is counted. Without a consumer (by: consumer on a
   // route that authenticated nobody) or the header, the client's address is counted instead.
-  resolve_client_ip(r, trusted_);
   std::string_view who;
   switch (cfg_.by) {
     case RateLimitConfig::Key::consumer: who = r.consumer_id; break;
@@ -74,7 +73,10 @@ bool RateLimit::apply(PolicyRequest& r) const {
   }
   // Each source has its own tag, so no value of one can name another's counter.
   key.assign(id_).push_back('|');
-  if (who.empty()) key.append("ip:").append(r.effective_client_ip());
+  if (who.empty()) {
+    resolve_client_ip(r, trusted_);  // only when the address is what is counted
+    key.append("ip:").append(r.effective_client_ip());
+  }
   else if (cfg_.by == RateLimitConfig::Key::header) key.append("h:").append(who.substr(0, 256));
   else if (cfg_.by == RateLimitConfig::Key::route) key.append("r:");
   else key.append("c:").append(who.substr(0, 256));

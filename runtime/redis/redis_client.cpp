@@ -55,7 +55,7 @@ void RedisClient::start() { connect(); }
 void RedisClient::connect() {
   health_ = Health::connecting;
   connect_started_ = monotonic_ms();
-  reactor_.tick_by(connect_started_ + connect_limit_ms());
+  reactor_.tick_by(connect_started_ + stall_limit_ms());
   redisAsyncContext* ac = redisAsyncConnect(opt_.host.c_str(), opt_.port);
   if (!ac) {
     lost("out of memory");
@@ -104,7 +104,6 @@ void RedisClient::on_connected(const redisAsyncContext* ac, int status) {
   self->health_ = Health::up;
   self->backoff_ms_ = 0;
   spdlog::info("redis {}:{}: connected", self->opt_.host, self->opt_.port);
-  ++self->connects_;
 }
 
 void RedisClient::on_disconnected(const redisAsyncContext*, int) {}  // ev_cleanup did the work
@@ -271,7 +270,6 @@ void RedisClient::tick(std::int64_t now) {
     Pending* p = inflight_[i];
     if (!p->handler) continue;
     if (p->deadline <= now) {
-      ++timeouts_;
       finish(p, nullptr, "timeout");  // the handler may send or cancel: indexes stay valid
     } else if (next == 0 || p->deadline < next) {
       next = p->deadline;
@@ -281,7 +279,7 @@ void RedisClient::tick(std::int64_t now) {
   // A server that stopped answering (not closed: stopped) is dropped after a while, so that
   // what piles up on its connection is failed and a new connection is tried.
   if (ac_ && health_ == Health::up && !inflight_.empty() &&
-      inflight_.front()->deadline + std::max<std::int64_t>(1000, 10 * opt_.timeout_ms) < now) {
+      inflight_.front()->deadline + stall_limit_ms() < now) {
     redisAsyncContext* ac = ac_;
     redisAsyncFree(ac);  // callbacks with NULL, then ev_cleanup -> reconnect after the backoff
     return;
@@ -289,7 +287,7 @@ void RedisClient::tick(std::int64_t now) {
   // hiredis's asynchronous connect has no timeout: a SYN that is dropped (a partition, an
   // address that moved) would leave the client "connecting" until the kernel gives up (~2 min),
   // failing every take meanwhile. Give up after the limit and retry with the backoff.
-  if (ac_ && health_ == Health::connecting && now - connect_started_ >= connect_limit_ms()) {
+  if (ac_ && health_ == Health::connecting && now - connect_started_ >= stall_limit_ms()) {
     redisAsyncContext* ac = ac_;
     redisAsyncFree(ac);  // ev_cleanup -> lost() -> reconnect after the backoff
     return;

@@ -75,14 +75,13 @@ class RedisClient final : public IoHandler {
 
   void tick(std::int64_t now_ms);  // timeouts, reconnects
   Health health() const { return health_; }
-  std::size_t pending() const { return inflight_.size(); }
-  std::uint64_t timeouts() const { return timeouts_; }
-  std::uint64_t reconnects() const { return connects_; }
 
   void on_io(std::uint32_t events) override;
 
  private:
-  std::int64_t connect_limit_ms() const { return std::max<std::int64_t>(1000, 10 * opt_.timeout_ms); }
+  // How long a connect may stay pending, or the oldest command unanswered, before the
+  // connection is dropped and a new one tried.
+  std::int64_t stall_limit_ms() const { return std::max<std::int64_t>(1000, 10 * opt_.timeout_ms); }
   // A command in flight. Pooled: `cmd` keeps its capacity from one command to the next.
   struct Pending {
     std::uint64_t id = 0;
@@ -130,13 +129,11 @@ class RedisClient final : public IoHandler {
   std::int64_t reconnect_at_ = 0;
   std::int64_t connect_started_ = 0;  // when the pending connect began (it has no timeout of its own)
   std::uint64_t next_id_ = 1;
-  std::uint64_t timeouts_ = 0, connects_ = 0;
   std::deque<Pending*> inflight_;  // in send order (ids ascending)
   std::vector<Script> scripts_;
   std::vector<Pending*> spare_;
   std::string eval_cmd_;  // an EVAL fallback being built
   ReplyArena arena_;
-  bool* alive_ = nullptr;  // set to false by the destructor while a callback runs
 };
 
 }  // namespace lg::redis

@@ -48,7 +48,6 @@ class RemoteLimiter final : public policy::RemoteLimits, public ReplyHandler {
   unsigned workers() const override { return workers_; }
   void on_reply(std::uint64_t tag, const redisReply* reply, const char* error) override;
 
-  std::size_t reserves() const { return reserves_.size(); }
 
  private:
   struct KeyReserve {
