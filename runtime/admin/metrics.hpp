@@ -69,6 +69,15 @@ class WorkerMetrics {
   std::uint32_t series(const std::string& name, const std::string& help, const std::string& labels,
                        bool gauge = false);
   void add(std::uint32_t slot, double v = 1) { data_.custom[slot].value += v; }
+  // Adds 1 to a custom series resolved on its first event and cached in `slot` (the caller's,
+  // kUnresolved until then): per-request counters pay the name/label lookup once, and the series
+  // appears in /metrics with its first event, as with series() + add().
+  static constexpr std::uint32_t kUnresolved = UINT32_MAX;
+  template <class LabelsFn>
+  void add_lazy(std::uint32_t& slot, const std::string& name, const std::string& help, LabelsFn&& labels) {
+    if (slot == kUnresolved) slot = series(name, help, labels());
+    add(slot);
+  }
   void set(std::uint32_t slot, double v) { data_.custom[slot].value = v; }
 
   void connection_opened() { ++data_.active_connections; }

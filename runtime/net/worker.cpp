@@ -125,6 +125,7 @@ void Worker::install(std::shared_ptr<const Snapshot> s) {
       spdlog::error("worker {}: script {} did not load: {}", id_, snap.scripts[i].name, p->scripts->errors[i]);
   p->route_metrics.reserve(snap.config.routes.size());
   for (const RouteConfig& r : snap.config.routes) p->route_metrics.push_back(metrics_.route_slot(r.name, r.upstream));
+  p->policy_slots.resize(snap.config.routes.size());
   PinnedSnapshot* old = current_;
   current_ = p;
   if (old) old->release();  // requests in flight keep their own reference

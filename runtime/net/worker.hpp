@@ -46,6 +46,16 @@ struct WorkerGroup {
   std::vector<TargetView> view;  // scratch filled before each pick
   std::uint32_t metrics_slot = 0;
   std::uint32_t retries_slot = 0;  // gateway_upstream_retries_total{upstream}
+  // gateway_script_subrequests_total{upstream,result}: ok, timeout, error (resolved on first use)
+  std::uint32_t subrequest_slots[3] = {WorkerMetrics::kUnresolved, WorkerMetrics::kUnresolved,
+                                       WorkerMetrics::kUnresolved};
+};
+
+// A route's policy counters on this worker, resolved on their first event.
+struct RoutePolicySlots {
+  std::uint32_t exceeded = WorkerMetrics::kUnresolved;             // gateway_rate_limit_exceeded_total
+  std::uint32_t bypassed = WorkerMetrics::kUnresolved;             // gateway_rate_limit_bypassed_total
+  std::uint32_t revocation_bypassed = WorkerMetrics::kUnresolved;  // gateway_jwt_revocation_bypassed_total
 };
 
 // A snapshot pinned by this worker, with worker-local derived state. Reference counted without
@@ -56,6 +66,7 @@ struct PinnedSnapshot {
   std::unique_ptr<lua::CompiledScripts> scripts;  // the snapshot's scripts in this worker's Vm
   std::vector<WorkerGroup> groups;             // per upstream index
   std::vector<std::uint32_t> route_metrics;    // per route index
+  std::vector<RoutePolicySlots> policy_slots;  // per route index
   std::uint32_t refs = 1;
   void acquire() { ++refs; }
   void release() {

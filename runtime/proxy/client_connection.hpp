@@ -110,6 +110,7 @@ class ClientConnection final : public Timed, public StreamUser, public UpstreamU
   bool run_policy_chain(const policy::RoutePolicies& rp, std::size_t from);  // false: answered or waiting
   bool park_policy(std::size_t i);  // always false (waiting)
   void count_bypass();
+  std::string route_label() const;  // route="<name>", for the policy counters
   void after_policies();  // the scripts, then the upstream
   bool run_request_scripts();  // rewrite + access; false when answered or waiting
   bool run_request_phases(lua::Phase from, bool resuming);

@@ -119,21 +119,22 @@ void ClientConnection::on_policy_wake() {
   if (run_policy_chain(rp, policy_index_ + 1)) after_policies();
 }
 
+std::string ClientConnection::route_label() const { return fmt::format("route=\"{}\"", route_->name); }
+
 // What a policy let through unchecked because Redis failed (on_failure: open).
 void ClientConnection::count_bypass() {
   policy::PolicyRequest& r = x_->policy;
   if (r.bypassed) {
     r.bypassed = false;
-    w_.metrics().add(w_.metrics().series("gateway_rate_limit_bypassed_total",
-                                         "Requests let through unchecked because the rate-limit store failed.",
-                                         fmt::format("route=\"{}\"", route_->name)));
+    w_.metrics().add_lazy(pin_->policy_slots[route_index_].bypassed, "gateway_rate_limit_bypassed_total",
+                          "Requests let through unchecked because the rate-limit store failed.", [this] { return route_label(); });
   }
   if (r.revocation_bypassed) {
     r.revocation_bypassed = false;
-    w_.metrics().add(w_.metrics().series(
-        "gateway_jwt_revocation_bypassed_total",
+    w_.metrics().add_lazy(
+        pin_->policy_slots[route_index_].revocation_bypassed, "gateway_jwt_revocation_bypassed_total",
         "Tokens accepted without their Redis revocation lookup because Redis failed (on_failure: open).",
-        fmt::format("route=\"{}\"", route_->name)));
+        [this] { return route_label(); });
   }
 }
 
@@ -142,8 +143,8 @@ void ClientConnection::respond_policy(policy::PolicyRequest& r) {
     spdlog::info("request {}: route {}: {} ({})", std::string_view(request_id_, request_id_len_), route_->name,
                  r.message, r.message_detail);
   if (r.status == 429)
-    w_.metrics().add(w_.metrics().series("gateway_rate_limit_exceeded_total", "Requests refused by a rate limit.",
-                                         fmt::format("route=\"{}\"", route_->name)));
+    w_.metrics().add_lazy(pin_->policy_slots[route_index_].exceeded, "gateway_rate_limit_exceeded_total",
+                          "Requests refused by a rate limit.", [this] { return route_label(); });
   // Fields decided for the response by earlier policies (CORS, RateLimit-*) go on the refusal
   // too: a browser can then read a 401 or 429.
   if (r.status >= 300)

@@ -266,10 +266,13 @@ void SubRequest::fail(const char* error, bool target_fault) {
 
 void SubRequest::finish() {
   done_ = true;
-  const char* result = out_.status > 0 ? "ok" : out_.error == "timeout" ? "timeout" : "error";
-  w_.metrics().add(w_.metrics().series(
-      "gateway_script_subrequests_total", "gw.http sub-requests by upstream and result (ok, timeout, error).",
-      fmt::format("upstream=\"{}\",result=\"{}\"", pin_.snap->upstreams[call_.upstream].config->name, result)));
+  const int k = out_.status > 0 ? 0 : out_.error == "timeout" ? 1 : 2;
+  static constexpr const char* kResult[] = {"ok", "timeout", "error"};
+  w_.metrics().add_lazy(pin_.groups[call_.upstream].subrequest_slots[k], "gateway_script_subrequests_total",
+                        "gw.http sub-requests by upstream and result (ok, timeout, error).", [&] {
+                          return fmt::format("upstream=\"{}\",result=\"{}\"",
+                                             pin_.snap->upstreams[call_.upstream].config->name, kResult[k]);
+                        });
   w_.timers().remove(this);
   release_connection(reusable_ && up_ && up_->buf.empty() && written_);
   owner_.on_subrequest_done(index_);  // last: the owner may delete this (deferred)
