@@ -72,7 +72,7 @@ void SubRequest::try_target() {
   if (call_.has_body || call_.method == "POST" || call_.method == "PUT" || call_.method == "PATCH")
     head_.append("Content-Length: ").append(std::to_string(call_.body.size())).append("\r\n");
   head_.append("\r\n");
-  const std::string tls_name = target_->tls ? target_->tls_name(client_host) : std::string();
+  const std::string_view tls_name = target_->tls_name(client_host);  // empty without TLS
   if (UpstreamConnection* pooled = w_.pool().take_idle(*target_, tls_name)) {
     up_ = pooled;
     up_->owner = this;
@@ -85,7 +85,7 @@ void SubRequest::try_target() {
   up_->owner = this;
   up_->requests++;
   target_->active++;
-  up_->connect(client_host);
+  up_->connect(tls_name);
 }
 
 void SubRequest::on_upstream_connected(int err) {

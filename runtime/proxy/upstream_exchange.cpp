@@ -50,7 +50,7 @@ void ClientConnection::start_upstream() {
   t_upstream_ = std::chrono::steady_clock::now();
   // TLS with `sni: host`: the client's Host names the upstream (when it is forwarded).
   const std::string_view client_host = target_->tls && route_->preserve_host ? head_.host : std::string_view();
-  const std::string tls_name = target_->tls ? target_->tls_name(client_host) : std::string();
+  const std::string_view tls_name = target_->tls_name(client_host);  // empty without TLS
   if (UpstreamConnection* pooled = w_.pool().take_idle(*target_, tls_name)) {
     attach_upstream(pooled, true);
     send_request_part();
@@ -59,7 +59,7 @@ void ClientConnection::start_upstream() {
   attach_upstream(new UpstreamConnection(w_, *target_), false);
   phase_ = Phase::connecting;
   set_deadline(connect_timeout_ms());
-  up_->connect(client_host);
+  up_->connect(tls_name);
 }
 
 void ClientConnection::attach_upstream(UpstreamConnection* uc, bool pooled) {

@@ -26,10 +26,10 @@ void UpstreamConnection::release() {
   if (--refs_ == 0) worker.defer_delete(this);
 }
 
-void UpstreamConnection::connect(std::string_view client_host) {
+void UpstreamConnection::connect(std::string_view name) {
   state = State::connecting;
   tls = target.tls;
-  if (tls) tls_name = target.tls_name(client_host);
+  if (tls) tls_name.assign(name);
   stream.connect(reinterpret_cast<const sockaddr*>(&target.addr), target.addr_len);
 }
 

@@ -38,8 +38,9 @@ class UpstreamConnection final : public Timed, public StreamUser {
   ~UpstreamConnection() override;
 
   // TCP connect, then the TLS handshake when the target has a TLS context; completion (after
-  // both) -> owner->on_upstream_connected. `client_host`: the client's Host, for `sni: host`.
-  void connect(std::string_view client_host = {});
+  // both) -> owner->on_upstream_connected. `tls_name`: TargetState::tls_name's answer (the SNI
+  // and verified name) for a TLS target, else empty.
+  void connect(std::string_view tls_name = {});
   void start_read();  // no-op if a read is already pending; completion -> owner or idle check
   void write(iovec* iov, std::size_t n) { stream.write(iov, n); }  // iov stays valid until done
   void write_buffer(const void* p, std::size_t n) { stream.write_buffer(p, n); }

@@ -33,12 +33,12 @@ std::string_view without_port(std::string_view host) {
 }
 }  // namespace
 
-std::string TargetState::tls_name(std::string_view client_host) const {
+std::string_view TargetState::tls_name(std::string_view client_host) const {
   if (!tls) return {};
   switch (tls->sni_mode()) {
     case UpstreamTlsConfig::SniMode::name: return tls->sni();
     case UpstreamTlsConfig::SniMode::host:
-      if (!client_host.empty()) return std::string(without_port(client_host));
+      if (!client_host.empty()) return without_port(client_host);
       return host_name;
     default: return host_name;
   }

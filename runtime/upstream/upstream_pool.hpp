@@ -40,7 +40,8 @@ struct TargetState {
 
   // The name a TLS connection to this target sends as SNI and verifies: the configured one,
   // the client's Host for `sni: host` (when given), else the target's host name or none.
-  std::string tls_name(std::string_view client_host) const;
+  // A view of the configured SNI, the target's host name or part of `client_host`.
+  std::string_view tls_name(std::string_view client_host) const;
 
   bool usable(std::int64_t now_ms) const { return now_ms >= down_until_ms; }
 };
