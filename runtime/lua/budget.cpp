@@ -120,14 +120,19 @@ constexpr const char kCStackMessage[] = "C stack overflow (callbacks or coroutin
   __builtin_unreachable();
 }
 
+// The C stack has grown past the run's floor (the caller's frame is below it).
+[[gnu::noinline]] bool below_floor(const RunState& rs) {
+  const char probe = 0;
+  return &probe < rs.c_stack_floor;
+}
+
 // Refuses deep Lua stacks long before LuaJIT's own limit (LuaJIT's stack-overflow error path is
 // CVE-2024-25178), and a C stack past the run's floor.
 void check_depth(lua_State* L, RunState& rs) {
   lua_Debug d;
   if (lua_getstack(L, 0, &d) && (d.i_ci & 0xffff) > kMaxLuaSlots)
     raise_msg(L, 1, "stack overflow (script call depth limit)");
-  const char probe = 0;
-  if (&probe < rs.c_stack_floor) raise_msg(L, 1, kCStackMessage);
+  if (below_floor(rs)) raise_msg(L, 1, kCStackMessage);
 }
 
 }  // namespace
@@ -178,8 +183,7 @@ void Governor::hook(lua_State* L, lua_Debug* ar) {
 void check_c_stack(lua_State* L) {
   Governor* g = Governor::of(L);
   if (!g || !g->run()) return;
-  const char probe = 0;
-  if (&probe < g->run()->c_stack_floor) raise_msg(L, 1, kCStackMessage);
+  if (below_floor(*g->run())) raise_msg(L, 1, kCStackMessage);
 }
 
 void check_killed(lua_State* L) {

@@ -50,6 +50,18 @@ void check_readable(const ConfigFile& f) {
   std::fclose(fp);
 }
 
+// A certificate chain and its key into `ctx`. The key first: set after the certificate, a
+// mismatching key would fail with OpenSSL's "key values mismatch" rather than the check below.
+void load_key_pair(SSL_CTX* ctx, const ConfigFile& cert, const ConfigFile& key) {
+  check_readable(cert);
+  check_readable(key);
+  if (SSL_CTX_use_PrivateKey_file(ctx, key.path.c_str(), SSL_FILETYPE_PEM) != 1)
+    fail(key, "not a PEM private key (" + openssl_errors() + ")");
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert.path.c_str()) != 1)
+    fail(cert, "not a PEM certificate chain (" + openssl_errors() + ")");
+  if (SSL_CTX_check_private_key(ctx) != 1) fail(key, "key does not match the certificate " + cert.path);
+}
+
 // ALPN: we speak HTTP/1.1 only. A client that offers no http/1.1 (h2 only) gets no ALPN answer and
 // the handshake goes on (as nginx does) rather than a no_application_protocol alert.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen, void*) {
@@ -111,15 +123,7 @@ SSL_CTX* make_ctx(const TlsConfig& cfg, const TlsCertificateConfig& cert, const 
   SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
   SSL_CTX_set_tlsext_servername_arg(ctx, const_cast<TlsContext*>(owner));
 
-  check_readable(cert.cert);
-  check_readable(cert.key);
-  // The key first: set after the certificate, a mismatching key would fail with OpenSSL's
-  // "key values mismatch" rather than the check below.
-  if (SSL_CTX_use_PrivateKey_file(ctx, cert.key.path.c_str(), SSL_FILETYPE_PEM) != 1)
-    fail(cert.key, "not a PEM private key (" + openssl_errors() + ")");
-  if (SSL_CTX_use_certificate_chain_file(ctx, cert.cert.path.c_str()) != 1)
-    fail(cert.cert, "not a PEM certificate chain (" + openssl_errors() + ")");
-  if (SSL_CTX_check_private_key(ctx) != 1) fail(cert.key, "key does not match the certificate " + cert.cert.path);
+  load_key_pair(ctx, cert.cert, cert.key);
 
   if (cfg.client_ca) {
     const ConfigFile& ca = *cfg.client_ca;
@@ -208,15 +212,7 @@ TlsClientContext::TlsClientContext(const UpstreamTlsConfig& cfg)
   }
   SSL_CTX_set_verify(ctx, cfg.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
   SSL_CTX_set_verify_depth(ctx, 8);
-  if (cfg.cert && cfg.key) {
-    check_readable(*cfg.cert);
-    check_readable(*cfg.key);
-    if (SSL_CTX_use_PrivateKey_file(ctx, cfg.key->path.c_str(), SSL_FILETYPE_PEM) != 1)
-      fail(*cfg.key, "not a PEM private key (" + openssl_errors() + ")");
-    if (SSL_CTX_use_certificate_chain_file(ctx, cfg.cert->path.c_str()) != 1)
-      fail(*cfg.cert, "not a PEM certificate chain (" + openssl_errors() + ")");
-    if (SSL_CTX_check_private_key(ctx) != 1) fail(*cfg.key, "key does not match the certificate " + cfg.cert->path);
-  }
+  if (cfg.cert && cfg.key) load_key_pair(ctx, *cfg.cert, *cfg.key);
   ctx_ = ctx;
   guard.c = nullptr;
 }
