@@ -139,12 +139,7 @@ bool Fetch::handshake(const http::HttpsUrl& url, const TlsClientContext& tls, st
     error = "SSL_new: " + ssl_error_text();
     return false;
   }
-  X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
-  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-  const bool set = url.host_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str()) == 1
-                                  : SSL_set_tlsext_host_name(ssl_, url.host.c_str()) == 1 &&
-                                        X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), url.host.size()) == 1;
-  if (!set) {
+  if (!set_peer_name(ssl_, url.host, {}, true)) {
     error = "cannot set the name to verify: " + ssl_error_text();
     return false;
   }

@@ -178,18 +178,7 @@ bool Stream::start_tls_client(std::shared_ptr<const TlsClientContext> ctx, std::
   ERR_clear_error();
   SSL* ssl = SSL_new(ctx->ctx());
   if (!ssl) return false;
-  const std::string n(name), a(ip);
-  const bool name_is_ip = !n.empty() && is_ip_literal(n);
-  bool ok = true;
-  if (!n.empty() && !name_is_ip) ok &= SSL_set_tlsext_host_name(ssl, n.c_str()) == 1;
-  if (ctx->verify()) {
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    if (!n.empty() && !name_is_ip) ok &= X509_VERIFY_PARAM_set1_host(param, n.c_str(), n.size()) == 1;
-    else if (!n.empty()) ok &= X509_VERIFY_PARAM_set1_ip_asc(param, n.c_str()) == 1;
-    else if (!a.empty()) ok &= X509_VERIFY_PARAM_set1_ip_asc(param, a.c_str()) == 1;
-  }
-  if (!ok) {
+  if (!set_peer_name(ssl, name, ip, ctx->verify())) {
     SSL_free(ssl);
     ERR_clear_error();
     return false;

@@ -188,6 +188,21 @@ bool is_ip_literal(std::string_view host) {
   return inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1;
 }
 
+bool set_peer_name(SSL* ssl, std::string_view name, std::string_view ip, bool verify) {
+  const std::string n(name), a(ip);
+  const bool name_is_ip = !n.empty() && is_ip_literal(n);
+  bool ok = true;
+  if (!n.empty() && !name_is_ip) ok &= SSL_set_tlsext_host_name(ssl, n.c_str()) == 1;
+  if (verify) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (!n.empty() && !name_is_ip) ok &= X509_VERIFY_PARAM_set1_host(param, n.c_str(), n.size()) == 1;
+    else if (!n.empty()) ok &= X509_VERIFY_PARAM_set1_ip_asc(param, n.c_str()) == 1;
+    else if (!a.empty()) ok &= X509_VERIFY_PARAM_set1_ip_asc(param, a.c_str()) == 1;
+  }
+  return ok;
+}
+
 TlsClientContext::TlsClientContext(const UpstreamTlsConfig& cfg)
     : verify_(cfg.verify), sni_mode_(cfg.sni_mode), sni_(cfg.sni) {
   ERR_clear_error();

@@ -12,6 +12,7 @@
 #include "config/config.hpp"
 
 struct ssl_ctx_st;  // SSL_CTX
+struct ssl_st;      // SSL
 
 namespace lg {
 
@@ -72,6 +73,11 @@ std::vector<std::shared_ptr<const TlsClientContext>> build_upstream_tls(const Co
 
 // Whether `host` is an IPv4 or IPv6 literal (never sent as SNI; verified as an IP address).
 bool is_ip_literal(std::string_view host);
+
+// Who a client-side SSL expects to reach: `name` is sent as SNI unless it is an IP literal and,
+// with `verify`, is the host name (or IP) the certificate must carry; an empty name verifies
+// `ip` instead. False if OpenSSL refused a setting.
+bool set_peer_name(ssl_st* ssl, std::string_view name, std::string_view ip, bool verify);
 
 // One context per listener (null for plain listeners), in config.listen order.
 std::vector<std::shared_ptr<const TlsContext>> build_listen_tls(const Config& cfg);
