@@ -12,7 +12,6 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <openssl/x509v3.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
