@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 
 #include "core/clock.hpp"
 
@@ -40,33 +41,36 @@ void RemoteLimiter::take(policy::RemoteTake& t) {
   t.reserve = nullptr;
   t.group = nullptr;
   const std::int64_t now = wall_ms();
-  // batch: the reserve of this policy, key and set of limits
-  std::string name;
-  if (t.batch) {
-    name.reserve(t.base.size() + 24 * t.limits.size() + 4);
-    name.append(t.token_bucket ? "tb|" : "sw|").append(t.base);
-    for (const RemoteLimit& l : t.limits)
-      name.append("|").append(std::to_string(static_cast<std::int64_t>(l.limit))).append("/").append(
-          std::to_string(l.window_ms));
-  }
-  // Reserves are per key, and keys can be chosen by clients (by: header, IPv6 addresses): past
-  // kMaxReserves live ones a new key is served exactly (one round trip) instead of getting one.
-  bool exact = !t.batch;
-  if (t.batch && reserves_.size() >= kMaxReserves && !reserves_.contains(name)) {
-    sweep(now);
-    exact = reserves_.size() >= kMaxReserves;
-  }
-  if (exact) {
+  if (!t.batch) {
     exact_.take(t, now);
     return;
   }
-  auto& slot = reserves_[name];
-  if (!slot) {
-    slot = std::make_unique<KeyReserve>();
-    slot->name = std::move(name);
-    slot->base = t.base;
+  // batch: the reserve of this policy, key and set of limits, named in a reused buffer
+  name_.assign(t.token_bucket ? "tb|" : "sw|").append(t.base);
+  for (const RemoteLimit& l : t.limits) {
+    char num[24];
+    name_.push_back('|');
+    name_.append(num, std::to_chars(num, num + sizeof num, static_cast<std::int64_t>(l.limit)).ptr);
+    name_.push_back('/');
+    name_.append(num, std::to_chars(num, num + sizeof num, l.window_ms).ptr);
   }
-  KeyReserve& k = *slot;
+  auto it = reserves_.find(std::string_view(name_));
+  if (it == reserves_.end()) {
+    // Reserves are per key, and keys can be chosen by clients (by: header, IPv6 addresses): past
+    // kMaxReserves live ones a new key is served exactly (one round trip) instead of getting one.
+    if (reserves_.size() >= kMaxReserves) {
+      sweep(now);
+      if (reserves_.size() >= kMaxReserves) {
+        exact_.take(t, now);
+        return;
+      }
+    }
+    auto slot = std::make_unique<KeyReserve>();
+    slot->name = name_;
+    slot->base = t.base;
+    it = reserves_.emplace(name_, std::move(slot)).first;
+  }
+  KeyReserve& k = *it->second;
   if (k.r.take(now)) {
     serve_from(k, t);
     return;

@@ -72,7 +72,12 @@ class RemoteLimiter final : public policy::RemoteLimits, public ReplyHandler {
   unsigned workers_;
   std::size_t sw_script_, tb_script_;
   ExactCalls exact_;
-  std::unordered_map<std::string, std::unique_ptr<KeyReserve>> reserves_;
+  struct NameHash {  // lookups by string_view: the reserve's name is built in a reused buffer
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::unique_ptr<KeyReserve>, NameHash, std::equal_to<>> reserves_;
+  std::string name_;  // scratch: the reserve name of the take being served
   // Scratch reused by every call and reply.
   std::string call_;
   std::vector<long long> ints_;
